@@ -1,0 +1,1 @@
+"""Mapping files (YAML) -> typed, validated models. Pure: reads files, no network."""

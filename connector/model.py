@@ -1,0 +1,117 @@
+"""Frozen domain types shared by every layer: the vocabulary, no I/O and no behaviour beyond shape.
+
+Values that come from a CRM are normalised to these before the lifecycle core sees them, so the
+core never learns which CRM (or which SDK) produced a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+FieldValue = str | int | float | bool | None
+"""A canonical person field value after type coercion from the CRM's string."""
+
+Crm = Literal["hubspot", "salesforce"]
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One dated interaction on a person's timeline.
+
+    `type` is a canonical activity type declared in criteria.yaml (page_view, form_submission, chat...);
+    `channel` is derived from it there. `source_id` is unique per CRM source so re-reads deduplicate.
+    """
+
+    person_id: str
+    type: str
+    occurred_at: datetime
+    source: str
+    source_id: str
+    url: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """One CRM record as pulled: canonical fields for the criteria plus the raw values of owned fields.
+
+    `owned` holds the CRM's current values of the fields the connector may write (property name ->
+    value or None), which is what the diff compares against.
+    """
+
+    crm: Crm
+    object_type: str
+    record_id: str
+    email: str | None
+    fields: dict[str, FieldValue]
+    owned: dict[str, str | None]
+    modified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A CRM user or queue that can own records. `active` is False for archived/inactive users."""
+
+    crm: Crm
+    id: str
+    email: str | None
+    name: str
+    active: bool
+    is_queue: bool = False
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    """One rule as evaluated: what it said, whether it held, and the values it read."""
+
+    kind: Literal["stage", "disqualifier", "fit", "routing", "keep"]
+    name: str
+    expression: str
+    matched: bool
+    values: dict[str, FieldValue] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the criteria say about one person at one evaluation time, with the reasons."""
+
+    person_id: str
+    evaluated_at: datetime
+    criteria_version: str
+    stage: str
+    computed_stage: str
+    lead_status: str | None
+    fit_score: int
+    fit_grade: str
+    signals: dict[str, int | float]
+    trace: tuple[RuleTrace, ...]
+    reason: str
+    disqualified_by: str | None = None
+    owner_id: str | None = None
+    owner_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteIntent:
+    """One record's changes to send. `changes` maps CRM property -> new value; `before` has the old ones."""
+
+    crm: Crm
+    object_type: str
+    record_id: str
+    person_id: str
+    changes: dict[str, str]
+    before: dict[str, str | None]
+    reason: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The CRM's answer for one intent. `error` is the CRM's own message when it refused."""
+
+    intent: WriteIntent
+    ok: bool
+    error: str | None = None
+    retryable: bool = False
