@@ -34,6 +34,21 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class SourceActivity:
+    """An activity as an adapter reads it: tied to a CRM record, before identity resolution."""
+
+    crm: Crm
+    object_type: str
+    record_id: str
+    type: str
+    occurred_at: datetime
+    source: str
+    source_id: str
+    url: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class CrmRecord:
     """One CRM record as pulled: canonical fields for the criteria plus the raw values of owned fields.
 
@@ -48,6 +63,8 @@ class CrmRecord:
     fields: dict[str, FieldValue]
     owned: dict[str, str | None]
     modified_at: datetime | None = None
+    source_values: dict[str, str | None] = field(default_factory=dict)
+    """Raw values read only to derive activities (e.g. a "last email open" date property)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""CRM adapters: the only package that imports vendor SDKs."""

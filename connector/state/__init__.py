@@ -1,0 +1,1 @@
+"""The state database: cursors, timeline, decisions, what was written, routing pointers, audit."""
