@@ -78,7 +78,12 @@ class RateLimited(TransientError):
     """The CRM asked us to slow down. `retry_after` in seconds when the CRM said so."""
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, policy: str | None = None, detail: str | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        policy: str | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message, detail=detail)
         self.retry_after = retry_after

@@ -34,14 +34,20 @@ class Settings(BaseSettings):
     )
     mappings_dir: Path = Field(default=Path("mappings"), description="Folder holding the mapping YAML files.")
     hubspot_token: SecretStr | None = Field(
-        default=None, description="HubSpot private-app access token (scopes: crm.objects.contacts.read/write, "
-        "crm.objects.owners.read)."
+        default=None,
+        description="HubSpot private-app access token (scopes: crm.objects.contacts.read/write, "
+        "crm.objects.owners.read).",
     )
     hubspot_base_url: str = Field(
-        default="https://api.hubapi.com", description="HubSpot API base URL; point it at the sandbox for tests."
+        default="https://api.hubapi.com",
+        description="HubSpot API base URL; point it at the sandbox for tests.",
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Seconds before one HTTP call is abandoned.")
-    max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per HTTP call on transient errors.")
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds before one HTTP call is abandoned."
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts per HTTP call on transient errors."
+    )
     backoff_max: float = Field(default=60.0, gt=0, description="Longest pause between retries, in seconds.")
 
     @field_validator("hubspot_base_url")

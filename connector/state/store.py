@@ -132,6 +132,20 @@ class StateStore:
                 self._conn = None
 
     @contextmanager
+    def rollback_scope(self) -> Iterator[None]:
+        """Run everything inside one transaction that is always rolled back (for `plan`/`explain`)."""
+        if self._conn is not None:
+            raise RuntimeError("rollback_scope cannot nest inside another transaction")
+        with self.engine.connect() as conn:
+            trans = conn.begin()
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+                trans.rollback()
+
+    @contextmanager
     def _c(self) -> Iterator[Connection]:
         if self._conn is not None:
             yield self._conn
