@@ -7,6 +7,7 @@ evaluating every condition against sample contexts whose values have the declare
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,26 @@ from connector.model import FieldValue
 ZERO_VALUES: dict[str, FieldValue] = {"string": "", "number": 0, "bool": False, "datetime": ""}
 
 
-class ExpressionError(ValueError):
-    """A condition failed to compile or evaluate. `column` is 1-based within the expression, if known."""
+# Conditions are meant to be read by people; anything longer is a mistake or an attack. The CEL
+# binding's parser overflows the native stack (killing the process) on inputs tens of thousands of
+# characters long, so the cap is also what keeps `validate` alive on hostile files.
+MAX_EXPRESSION_CHARS = 4096
 
-    def __init__(self, message: str, column: int | None = None) -> None:
+# Errors the process must still see; everything else the native binding raises (including pyo3's
+# PanicException, which derives from BaseException) becomes an ExpressionError.
+_NOT_OURS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+class ExpressionError(ValueError):
+    """A condition failed to compile or evaluate.
+
+    `column` (and `line`, for multi-line conditions) are 1-based within the expression, if known.
+    """
+
+    def __init__(self, message: str, column: int | None = None, line: int | None = None) -> None:
         super().__init__(message)
         self.column = column
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,10 @@ class Expression:
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
             return self.program.execute(dict(context))
-        except Exception as exc:  # noqa: BLE001 - the CEL binding raises plain TypeError/RuntimeError
-            raise ExpressionError(_first_line(str(exc))) from None
+        except _NOT_OURS:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the CEL binding raises plain TypeError/RuntimeError
+            raise ExpressionError(_evaluation_message(exc)) from None
 
     def evaluate_bool(self, context: Mapping[str, Any]) -> bool:
         result = self.evaluate(context)
@@ -53,13 +70,19 @@ class Expression:
 
 
 def compile_expression(source: str) -> Expression:
-    """Compile `source` or raise ExpressionError with the parser's column."""
+    """Compile `source` or raise ExpressionError with the parser's line and column."""
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"condition is {len(source)} characters long; the limit is {MAX_EXPRESSION_CHARS}"
+        )
     try:
         return Expression(source=source, program=cel.compile(source))
-    except Exception as exc:  # noqa: BLE001
+    except _NOT_OURS:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - see _NOT_OURS
         text = str(exc)
-        column = _column_of(text)
-        raise ExpressionError(_syntax_message(text), column) from None
+        line, column = _position_of(text)
+        raise ExpressionError(_syntax_message(text), column, line) from None
 
 
 def expression_context(
@@ -79,6 +102,21 @@ def expression_context(
     return context
 
 
+def _evaluation_message(exc: BaseException) -> str:
+    """The binding's message, cut to what a mapping author needs on one line."""
+    # A map lookup of an absent key (person["nope"]) surfaces as a bare KeyError('nope').
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no such key: {exc.args[0]!r}"
+    text = str(exc)
+    first = _first_line(text)
+    # Regex errors put the reason on a later line: "...not a valid regex:\n...\nerror: unclosed group."
+    reason = re.search(r"^error: (.+?)\.?( Check function arguments.*)?$", text, flags=re.MULTILINE)
+    if "not a valid regex" in first and reason:
+        first = f"{first.rstrip(':')}: {reason.group(1)}"
+    # Drop the binding's generic advice ("CEL does not coerce between types, so common causes...").
+    return re.split(r"\.\s+(?=CEL |Check |Convert )", first, maxsplit=1)[0]
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "evaluation failed"
 
@@ -91,8 +129,6 @@ def _syntax_message(text: str) -> str:
     return _first_line(text)
 
 
-def _column_of(text: str) -> int | None:
-    import re
-
+def _position_of(text: str) -> tuple[int | None, int | None]:
     match = re.search(r"<input>:(\d+):(\d+)", text)
-    return int(match.group(2)) if match else None
+    return (int(match.group(1)), int(match.group(2))) if match else (None, None)

@@ -41,7 +41,9 @@ class SignalSpec(StrictModel):
     types: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
     url_patterns: list[str] = Field(default_factory=list, description="regexes searched in the page URL")
-    name_patterns: list[str] = Field(default_factory=list, description="regexes searched in the form/event name")
+    name_patterns: list[str] = Field(
+        default_factory=list, description="regexes searched in the form/event name"
+    )
     description: str = ""
 
 
@@ -130,9 +132,13 @@ class Routing(StrictModel):
 # --------------------------------------------------------------------------- hubspot.yaml
 
 
+FieldType = Literal["string", "number", "bool", "datetime"]
+"""How a CRM's text value is read into a person field (and the type conditions see)."""
+
+
 class FieldSpec(StrictModel):
     property: str
-    type: Literal["string", "number", "bool", "datetime"] = "string"
+    type: FieldType = "string"
 
 
 class ValueMap(StrictModel):

@@ -1,0 +1,309 @@
+"""Checks pydantic cannot do: names that must exist elsewhere, in the same file or another one.
+
+Each function takes the validated model(s) and the `Document` the values came from, and appends
+issues to that document, located at the offending value. They never stop at the first problem:
+`validate` should show the admin everything to fix in one go. A check that needs another file
+runs only when that file is valid (otherwise every reference would be reported as unknown).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from connector.mapping.conditions import RESERVED_NAMES, Scope, check_condition, known_values_hint
+from connector.mapping.expressions import ExpressionError, compile_expression
+from connector.mapping.schema import Criteria, FieldType, HubSpotMapping, Routing
+from connector.mapping.source import Document, Loc
+
+DERIVED_PERSON_FIELDS: dict[str, FieldType] = {"email_domain": "string"}
+"""Person fields the connector computes itself (from the email), available whatever the CRM."""
+
+# CEL reserves these words, so a signal named after one could never be read by a condition.
+_CEL_RESERVED = frozenset(
+    {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if"}
+    | {"import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def require_known(
+    doc: Document, loc: Loc, value: str, known: Iterable[str], what: str, *, key: bool = False
+) -> None:
+    """An issue at `loc` unless `value` is one of `known`, with did-you-mean and the valid values."""
+    known = list(known)
+    if value not in known:
+        doc.add(loc, f"unknown {what} '{value}'", known_values_hint(value, known, f"{what}s"), key=key)
+
+
+def require_unique(doc: Document, loc: Loc, names: Sequence[str], what: str) -> None:
+    """An issue at each repeated name (`loc` + index), naming where it first appeared."""
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            doc.add(
+                (*loc, index),
+                f"duplicate {what} '{name}' (also at index {seen[name]})",
+                "names must be unique",
+            )
+        else:
+            seen[name] = index
+
+
+def check_when(doc: Document, loc: Loc, source: str, scope: Scope | None) -> None:
+    """Report every problem of the condition at `loc`; only syntax when the names are unknown."""
+    if scope is None:
+        try:
+            compile_expression(source)
+        except ExpressionError as exc:
+            doc.add(loc, str(exc))
+        return
+    for problem in check_condition(source, scope):
+        position = doc.position_in_scalar(loc, problem.offset)
+        doc.issues.append(doc.issue(loc, problem.message, problem.hint, position=position))
+
+
+def condition_scope(
+    criteria: Criteria, person_fields: Mapping[str, str] | None, *, reads_fit: bool = True
+) -> Scope:
+    """What conditions in these mapping files may read."""
+    return Scope(
+        signals=list(criteria.signals),
+        person_fields=person_fields,
+        lists=criteria.lists,
+        grades=criteria.fit.grades,
+        reads_fit=reads_fit,
+    )
+
+
+# --------------------------------------------------------------------------- criteria.yaml
+
+
+def check_criteria(doc: Document, criteria: Criteria, person_fields: Mapping[str, str] | None) -> None:
+    """Stages, statuses, signals, fit, disqualifiers and rules refer only to declared names."""
+    _check_stages(doc, criteria)
+    _check_signals(doc, criteria)
+    _check_fit(doc, criteria, person_fields)
+    scope = condition_scope(criteria, person_fields)
+    require_unique(doc, ("disqualifiers",), [d.name for d in criteria.disqualifiers], "disqualifier name")
+    for index, disqualifier in enumerate(criteria.disqualifiers):
+        loc: Loc = ("disqualifiers", index)
+        require_known(doc, (*loc, "cap"), disqualifier.cap, criteria.stages, "stage")
+        _check_status(doc, (*loc, "lead_status"), disqualifier.lead_status, criteria)
+        check_when(doc, (*loc, "when"), disqualifier.when, scope)
+    require_unique(doc, ("rules",), [r.name for r in criteria.rules], "rule name")
+    for index, rule in enumerate(criteria.rules):
+        loc = ("rules", index)
+        require_known(doc, (*loc, "stage"), rule.stage, criteria.stages, "stage")
+        _check_status(doc, (*loc, "lead_status"), rule.lead_status, criteria)
+        check_when(doc, (*loc, "when"), rule.when, scope)
+
+
+def _check_stages(doc: Document, criteria: Criteria) -> None:
+    require_unique(doc, ("stages",), criteria.stages, "stage")
+    require_unique(doc, ("lead_statuses",), criteria.lead_statuses, "lead status")
+    for index, stage in enumerate(criteria.sales_owned):
+        require_known(doc, ("sales_owned", index), stage, criteria.stages, "stage")
+    require_known(doc, ("default_stage",), criteria.default_stage, criteria.stages, "stage")
+
+
+def _check_status(doc: Document, loc: Loc, status: str | None, criteria: Criteria) -> None:
+    if status is not None:
+        require_known(doc, loc, status, criteria.lead_statuses, "lead status")
+
+
+def _check_signals(doc: Document, criteria: Criteria) -> None:
+    channels = sorted({spec.channel for spec in criteria.activity_types.values()})
+    for name, signal in criteria.signals.items():
+        loc: Loc = ("signals", name)
+        _check_signal_name(doc, loc, name)
+        for index, activity_type in enumerate(signal.types):
+            require_known(
+                doc, (*loc, "types", index), activity_type, sorted(criteria.activity_types), "activity type"
+            )
+        for index, channel in enumerate(signal.channels):
+            require_known(doc, (*loc, "channels", index), channel, channels, "channel")
+        for key, patterns in (("url_patterns", signal.url_patterns), ("name_patterns", signal.name_patterns)):
+            for index, pattern in enumerate(patterns):
+                _check_python_regex(doc, (*loc, key, index), pattern)
+
+
+def _check_signal_name(doc: Document, loc: Loc, name: str) -> None:
+    if name in RESERVED_NAMES:
+        doc.add(
+            loc,
+            f"signal name '{name}' is reserved",
+            "conditions read it as something else; rename the signal",
+            key=True,
+        )
+    elif not _IDENTIFIER.match(name) or name in _CEL_RESERVED:
+        doc.add(
+            loc,
+            f"signal name '{name}' cannot be used in a condition",
+            "use letters, digits and underscores, starting with a letter (e.g. pricing_views_30d)",
+            key=True,
+        )
+
+
+def _check_python_regex(doc: Document, loc: Loc, pattern: str) -> None:
+    """Signal patterns run in Python (`re.search` on the URL or name), so compile them with `re`."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        position = doc.position_in_scalar(loc, exc.pos)
+        hint = "escape special characters with a backslash, e.g. '/pricing\\?plan='"
+        doc.issues.append(doc.issue(loc, f"invalid regex: {exc.msg}", hint, position=position))
+
+
+def _check_fit(doc: Document, criteria: Criteria, person_fields: Mapping[str, str] | None) -> None:
+    if not criteria.fit.grades:
+        doc.add(("fit", "grades"), "no grades declared", "add at least one, e.g. {A: 70, B: 40, C: -1000}")
+    require_unique(doc, ("fit", "rules"), [r.name for r in criteria.fit.rules], "fit rule name")
+    scope = condition_scope(criteria, person_fields, reads_fit=False)
+    for index, rule in enumerate(criteria.fit.rules):
+        check_when(doc, ("fit", "rules", index, "when"), rule.when, scope)
+
+
+def stages_in_use(criteria: Criteria) -> list[str]:
+    """Canonical stages a person can be in, which every CRM mapping must therefore translate."""
+    used = [
+        criteria.default_stage,
+        *criteria.sales_owned,
+        *(r.stage for r in criteria.rules),
+        *(d.cap for d in criteria.disqualifiers),
+    ]
+    return [stage for stage in dict.fromkeys(used) if stage in criteria.stages]
+
+
+def statuses_in_use(criteria: Criteria) -> list[str]:
+    used = [r.lead_status for r in criteria.rules] + [d.lead_status for d in criteria.disqualifiers]
+    return [s for s in dict.fromkeys(used) if s is not None and s in criteria.lead_statuses]
+
+
+# --------------------------------------------------------------------------- hubspot.yaml
+
+
+def check_hubspot(doc: Document, hubspot: HubSpotMapping, criteria: Criteria | None) -> None:
+    """Owned properties, tier-dependent sources, and translations of every canonical value."""
+    _check_writes(doc, hubspot)
+    for name in hubspot.fields:
+        if name in DERIVED_PERSON_FIELDS:
+            doc.add(
+                ("fields", name), f"'{name}' is derived from the email address", "remove this entry", key=True
+            )
+    if hubspot.activities.events.enabled and hubspot.tier != "enterprise":
+        doc.add(
+            ("activities", "events", "enabled"),
+            f"the Events API needs Enterprise, but tier is {hubspot.tier}",
+            "set activities.events.enabled: false or tier: enterprise",
+        )
+    if criteria is None:
+        return
+    _check_value_map(
+        doc, ("stage", "values"), hubspot.stage.values, criteria.stages, stages_in_use(criteria), "stage"
+    )
+    if hubspot.lead_status is not None:
+        statuses = criteria.lead_statuses
+        _check_value_map(
+            doc,
+            ("lead_status", "values"),
+            hubspot.lead_status.values,
+            statuses,
+            statuses_in_use(criteria),
+            "lead status",
+        )
+    _check_activity_types(doc, hubspot, criteria)
+
+
+def _check_writes(doc: Document, hubspot: HubSpotMapping) -> None:
+    owned = [hubspot.stage.property]
+    if hubspot.lead_status is not None:
+        owned.append(hubspot.lead_status.property)
+    if hubspot.owner is not None:
+        owned.append(hubspot.owner.property)
+    for index, prop in enumerate(hubspot.writes):
+        if prop not in owned:
+            doc.add(
+                ("writes", index),
+                f"the connector does not own '{prop}' and never writes it",
+                known_values_hint(prop, owned, "writable properties (stage, lead_status and owner)"),
+            )
+    if hubspot.stage.property not in hubspot.writes:
+        doc.add(("writes",), f"writes must include the stage property '{hubspot.stage.property}'")
+
+
+def _check_value_map(
+    doc: Document,
+    loc: Loc,
+    values: Mapping[str, str],
+    canonical: Sequence[str],
+    used: Sequence[str],
+    what: str,
+) -> None:
+    """Keys are canonical names; every canonical value the criteria can produce has a translation."""
+    for name in values:
+        require_known(doc, (*loc, name), name, canonical, what, key=True)
+    missing = [name for name in used if name not in values]
+    if missing:
+        doc.add(
+            loc,
+            f"criteria.yaml uses {what}s this file does not map: {', '.join(missing)}",
+            "add " + ", ".join(f"{name}: <CRM value>" for name in missing),
+        )
+
+
+def _check_activity_types(doc: Document, hubspot: HubSpotMapping, criteria: Criteria) -> None:
+    known = sorted(criteria.activity_types)
+    activities = hubspot.activities
+    for name, event in activities.events.types.items():
+        require_known(
+            doc, ("activities", "events", "types", name, "type"), event.type, known, "activity type"
+        )
+    for index, engagement in enumerate(activities.engagements):
+        require_known(
+            doc, ("activities", "engagements", index, "type"), engagement.type, known, "activity type"
+        )
+    for index, date_property in enumerate(activities.date_properties):
+        require_known(
+            doc, ("activities", "date_properties", index, "type"), date_property.type, known, "activity type"
+        )
+
+
+# --------------------------------------------------------------------------- routing.yaml
+
+
+def check_routing(
+    doc: Document, routing: Routing, criteria: Criteria | None, person_fields: Mapping[str, str] | None
+) -> None:
+    """Reps, pools and rules refer to each other, to canonical stages and to person fields."""
+    reps = sorted(routing.reps)
+    for name, rep in routing.reps.items():
+        if not (rep.hubspot_owner_id or rep.salesforce_user_id):
+            doc.add(
+                ("reps", name),
+                f"rep '{name}' has no CRM id",
+                "add hubspot_owner_id and/or salesforce_user_id",
+                key=True,
+            )
+    for pool_name, pool in routing.pools.items():
+        for index, member in enumerate(pool.members):
+            require_known(doc, ("pools", pool_name, "members", index), member, reps, "rep")
+    require_known(doc, ("fallback",), routing.fallback, reps, "rep")
+    require_unique(doc, ("rules",), [r.name for r in routing.rules], "rule name")
+    scope = condition_scope(criteria, person_fields) if criteria is not None else None
+    for index, rule in enumerate(routing.rules):
+        loc: Loc = ("rules", index)
+        require_known(doc, (*loc, "pool"), rule.pool, sorted(routing.pools), "pool")
+        if person_fields is not None:
+            for field in rule.match:
+                require_known(
+                    doc, (*loc, "match", field), field, sorted(person_fields), "person field", key=True
+                )
+        if rule.when is not None:
+            check_when(doc, (*loc, "when"), rule.when, scope)
+    if criteria is not None:
+        for index, stage in enumerate(routing.handoff_stages):
+            require_known(doc, ("handoff_stages", index), stage, criteria.stages, "stage")
