@@ -1,0 +1,133 @@
+"""CEL conditions as the lifecycle core uses them: evaluate safely, say which values were read.
+
+Every rule kind (fit, stage, disqualifier, routing `when`) goes through `Condition`, so the trace
+and the plain-language reason are built the same way everywhere and a runtime CEL error never
+crashes a run: the rule counts as not matched and the error is recorded where `explain` shows it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connector.mapping.expressions import Expression, ExpressionError, compile_expression
+from connector.model import FieldValue
+
+_PERSON_ATTR = re.compile(r"\bperson\s*\.\s*([A-Za-z_]\w*)")
+_PERSON_INDEX = re.compile(r"""\bperson\s*\[\s*["']([^"']+)["']\s*\]""")
+# Names whose values are static configuration, not facts about the person: never worth tracing.
+_STATIC_NAMES = frozenset({"lists", "person"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one evaluation: whether it held, what it read, and any runtime error."""
+
+    matched: bool
+    values: dict[str, FieldValue]
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled condition plus what it reads, worked out once at build time.
+
+    `reads` lists top-level names (signals, fit_score, fit_grade) and `person.<field>` accesses in
+    the order the condition mentions them, so reasons read like the rule itself.
+    """
+
+    expression: Expression
+    reads: tuple[str, ...]
+
+    @classmethod
+    def compile(cls, source: str) -> Condition:
+        """Compile `source` (raises ExpressionError; the loader has reported it with file:line)."""
+        return cls.of(compile_expression(source))
+
+    @classmethod
+    def of(cls, expression: Expression) -> Condition:
+        """Wrap an already compiled expression (e.g. one the engine compiled for routing)."""
+        source = expression.source
+        variables = expression.variables()
+        positions = {
+            name: _position(source, rf"\b{re.escape(name)}\b")
+            for name in variables
+            if name not in _STATIC_NAMES
+        }
+        if "person" in variables:
+            for field in _PERSON_ATTR.findall(source) + _PERSON_INDEX.findall(source):
+                quoted = re.escape(field)
+                pattern = rf"""\bperson\s*(\.\s*{quoted}\b|\[\s*["']{quoted}["'])"""
+                positions.setdefault(f"person.{field}", _position(source, pattern))
+        return cls(expression=expression, reads=tuple(sorted(positions, key=positions.__getitem__)))
+
+    @property
+    def source(self) -> str:
+        return self.expression.source
+
+    def evaluate(self, context: Mapping[str, Any]) -> Outcome:
+        """Evaluate against `context`; an evaluation error means "not matched", with the reason kept."""
+        values = self.values_read(context)
+        try:
+            matched = self.expression.evaluate_bool(context)
+        except ExpressionError as exc:
+            return Outcome(matched=False, values=values, error=f"evaluation error: {exc}")
+        return Outcome(matched=matched, values=values)
+
+    def values_read(self, context: Mapping[str, Any]) -> dict[str, FieldValue]:
+        """The values of `reads` present in `context` (a missing one is left out, not invented)."""
+        person = context.get("person")
+        values: dict[str, FieldValue] = {}
+        for key in self.reads:
+            field = key.removeprefix("person.")
+            if field != key:
+                if isinstance(person, Mapping) and field in person:
+                    values[key] = _plain(person[field])
+            elif key in context:
+                values[key] = _plain(context[key])
+        return values
+
+
+def _position(source: str, pattern: str) -> int:
+    found = re.search(pattern, source)
+    return found.start() if found else len(source)
+
+
+def _plain(value: Any) -> FieldValue:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def describe_values(values: Mapping[str, FieldValue], source: str) -> str:
+    """`name=value (>= 2)` for every value read, with the thresholds the condition compares it to.
+
+    The thresholds are lifted from the condition's text for display only (the decision itself is
+    CEL's), so a reader sees "pricing_views_30d=3 (>= 2)" rather than having to open the YAML.
+    """
+    parts = []
+    for name, value in values.items():
+        tests = _comparisons(name, source)
+        suffix = f" ({', '.join(tests)})" if tests else ""
+        parts.append(f"{name}={_render(value)}{suffix}")
+    return ", ".join(parts)
+
+
+def _comparisons(name: str, source: str) -> list[str]:
+    escaped = re.escape(name).replace(r"\.", r"\s*\.\s*")
+    found = [
+        f"{op} {operand}"
+        for op, operand in re.findall(rf"\b{escaped}\s*(>=|<=|==|!=|>|<)\s*(-?[\w.]+|\"[^\"]*\")", source)
+    ]
+    found += [f"in {operand}" for operand in re.findall(rf"\b{escaped}\s+in\s+(\[[^\]]*\]|[\w.]+)", source)]
+    return list(dict.fromkeys(found))
+
+
+def _render(value: FieldValue) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)

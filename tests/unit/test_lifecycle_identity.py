@@ -1,0 +1,41 @@
+"""Email normalisation is the cross-CRM merge key: equal people must match, garbage must not."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.lifecycle import email_domain, normalize_email
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("ana@acme.com", "ana@acme.com", id="already-normal"),
+        pytest.param("  Ana@ACME.com\t", "ana@acme.com", id="spaces-and-case"),
+        pytest.param("\u00a0ana@acme.com\u2003", "ana@acme.com", id="unicode-spaces"),
+        pytest.param("\ufeffana@acme.com\u200b", "ana@acme.com", id="invisible-characters"),
+        pytest.param("STRASSE@Acme.DE", "strasse@acme.de", id="casefold"),
+        pytest.param(None, None, id="none"),
+        pytest.param("", None, id="empty"),
+        pytest.param("   ", None, id="blank"),
+        pytest.param("n/a", None, id="no-at"),
+        pytest.param("a@b@c.com", None, id="two-ats"),
+        pytest.param("@acme.com", None, id="empty-local"),
+        pytest.param("ana@", None, id="empty-domain"),
+        pytest.param("ana smith@acme.com", None, id="inner-space"),
+    ],
+)
+def test_normalize_email(raw: str | None, expected: str | None) -> None:
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(" Ana@Acme.COM ", "acme.com", id="normalised"),
+        pytest.param(None, "", id="none"),
+        pytest.param("not-an-email", "", id="invalid"),
+    ],
+)
+def test_email_domain(raw: str | None, expected: str) -> None:
+    assert email_domain(raw) == expected
