@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from connector.crm.factory import hubspot_adapter
 from connector.engine import Engine, RunReport
@@ -67,7 +66,9 @@ def serve_sandbox(console: Console, *, port: int, people: int, seed: int) -> Non
     run_foreground(HubSpotEmulator(store), port=port)
 
 
-def run_demo(console: Console, settings: Settings, *, people: int, seed: int, state_path: Path | None) -> bool:
+def run_demo(
+    console: Console, settings: Settings, *, people: int, seed: int, state_path: Path | None
+) -> bool:
     """Run the demo; True when every person ended as the ground truth says."""
     if not settings.mappings_dir.is_dir():
         raise ConfigError(
@@ -79,7 +80,10 @@ def run_demo(console: Console, settings: Settings, *, people: int, seed: int, st
         raise ConfigError(f"{settings.mappings_dir}/hubspot.yaml is missing")
     now = datetime.now(UTC)
     store, outcomes = build_demo_portal(now, seed=seed, people=people)
-    with tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp, serve_in_thread(HubSpotEmulator(store)) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp,
+        serve_in_thread(HubSpotEmulator(store)) as server,
+    ):
         db = state_path or Path(tmp) / "demo-state.db"
         demo_settings = settings.model_copy(
             update={
@@ -121,9 +125,7 @@ def _secret(value: str) -> object:
 def _print_examples(console: Console, report: RunReport) -> None:
     """One person per rule that fired, with the reason and the owner decision."""
     shown: set[str] = set()
-    table = Table(title="Why: one example per rule that fired")
-    for col in ("email", "stage", "reason", "owner"):
-        table.add_column(col, overflow="fold")
+    console.print("[bold]Why[/bold]: one example per rule that fired")
     for p in report.people:
         fired = next((t.name for t in p.decision.trace if t.kind == "stage" and t.matched), "default")
         key = p.decision.disqualified_by or fired
@@ -131,8 +133,11 @@ def _print_examples(console: Console, report: RunReport) -> None:
             continue
         shown.add(key)
         owner = owner_label(p.decision.owner_id, report.owners)
-        table.add_row(p.record.email or p.record.record_id, p.decision.stage, p.decision.reason, f"{owner}: {p.decision.owner_reason}")
-    console.print(table)
+        console.print(
+            f"  {p.record.email or p.record.record_id} -> [bold]{p.decision.stage}[/bold]", markup=True
+        )
+        console.print(f"      why:   {p.decision.reason}", markup=False)
+        console.print(f"      owner: {owner} ({p.decision.owner_reason})", markup=False)
 
 
 def _print_check(console: Console, outcomes: list[ExpectedOutcome], problems: list[Mismatch]) -> None:

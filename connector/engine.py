@@ -23,9 +23,9 @@ from connector.crm.hubspot import HubSpotAdapter, parse_hs_time, to_epoch_ms
 from connector.errors import ConfigError, ConnectorError, ExitCode
 from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.identity import email_domain, normalize_email
-from connector.lifecycle.routing import RoutingOutcome, route
+from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
 from connector.lifecycle.rules import CriteriaEvaluator
-from connector.mapping.expressions import ZERO_VALUES, Expression, compile_expression, expression_context
+from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
 from connector.model import Activity, CrmRecord, Decision, Owner, SourceActivity, WriteIntent, WriteResult
 from connector.state.store import StateStore
@@ -104,9 +104,7 @@ class Engine:
             writes=frozenset(self.hs_map.writes),
         )
         self.stage_by_value = {value: stage for stage, value in self.hs_map.stage.values.items()}
-        self.routing_when: dict[str, Expression] = {
-            rule.name: compile_expression(rule.when) for rule in mappings.routing.rules if rule.when
-        }
+        self.routing_when: dict[str, Expression] = compile_routing_conditions(mappings.routing)
 
     # ------------------------------------------------------------------ the pass
 
@@ -268,10 +266,7 @@ class Engine:
             signals=decision.signals,
             fit_score=decision.fit_score,
             fit_grade=decision.fit_grade,
-            person={
-                name: ZERO_VALUES[kind] if person.get(name) is None else person[name]
-                for name, kind in self.person_fields.items()
-            },
+            person=self.evaluator.person_context(person),
             lists=self.mappings.criteria.lists,
         )
         outcome = route(

@@ -17,7 +17,12 @@ def connector(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     base = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     base.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "connector", *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "connector", *args],
+        cwd=cwd,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -66,14 +71,34 @@ def _line_of(text: str, needle: str) -> int:
 
 BROKEN = {
     # id: (file, original text, replacement, line marker, message fragment)
-    "unknown-key": ("criteria.yaml", "    window_days: 30\n    description: \"Number of interactions overall\"",
-                    "    window_days: 30\n    windw: 3\n    description: \"Number of interactions overall\"",
-                    "windw: 3", "windw"),
-    "bad-cel": ("criteria.yaml", "when: 'forms_90d >= 1'", "when: 'forms_90d >= '", "when: 'forms_90d >= '", "syntax"),
-    "unknown-signal": ("criteria.yaml", "when: 'forms_90d >= 1'", "when: 'form_90d >= 1'", "when: 'form_90d >= 1'",
-                       "form_90d"),
-    "bad-regex": ("criteria.yaml", "url_patterns: ['/pricing', '/solutions/']", "url_patterns: ['/pricing(', '/solutions/']",
-                  "url_patterns: ['/pricing('", "regex"),
+    "unknown-key": (
+        "criteria.yaml",
+        '    window_days: 30\n    description: "Number of interactions overall"',
+        '    window_days: 30\n    windw: 3\n    description: "Number of interactions overall"',
+        "windw: 3",
+        "windw",
+    ),
+    "bad-cel": (
+        "criteria.yaml",
+        "when: 'forms_90d >= 1'",
+        "when: 'forms_90d >= '",
+        "when: 'forms_90d >= '",
+        "syntax",
+    ),
+    "unknown-signal": (
+        "criteria.yaml",
+        "when: 'forms_90d >= 1'",
+        "when: 'form_90d >= 1'",
+        "when: 'form_90d >= 1'",
+        "form_90d",
+    ),
+    "bad-regex": (
+        "criteria.yaml",
+        "url_patterns: ['/pricing', '/solutions/']",
+        "url_patterns: ['/pricing(', '/solutions/']",
+        "url_patterns: ['/pricing('",
+        "regex",
+    ),
     "bad-yaml": ("routing.yaml", "fallback: frank", "fallback: [frank", "fallback: [frank", ""),
 }
 

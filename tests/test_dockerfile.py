@@ -21,7 +21,9 @@ DOCKERFILE = (REPO / "Dockerfile").read_text()
 
 def instructions(name: str) -> list[str]:
     joined = re.sub(r"\\\n", " ", DOCKERFILE)
-    return [line.split(None, 1)[1].strip() for line in joined.splitlines() if line.upper().startswith(name + " ")]
+    return [
+        line.split(None, 1)[1].strip() for line in joined.splitlines() if line.upper().startswith(name + " ")
+    ]
 
 
 def test_multi_stage_on_a_slim_python_base() -> None:
@@ -72,14 +74,20 @@ def test_the_image_wheel_installs_and_runs_in_a_clean_virtualenv(tmp_path: Path)
     # the build stage's command, verbatim
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-cache-dir", "--no-deps", "--wheel-dir", str(dist), "."],
-        cwd=src, check=True, capture_output=True, timeout=300,
+        cwd=src,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     wheels = list(dist.glob("lifecycle_connector-*.whl"))
     assert len(wheels) == 1
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", str(wheels[0])], check=True, capture_output=True, timeout=600
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(wheels[0])],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     result = subprocess.run(
         [str(venv / "bin" / "connector"), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path
@@ -89,6 +97,8 @@ def test_the_image_wheel_installs_and_runs_in_a_clean_virtualenv(tmp_path: Path)
     # the sandbox ships inside the wheel: the image can run the demo's emulator too
     listing = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import connector.sandbox.hubspot_app, connector.engine"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert listing.returncode == 0, listing.stderr
