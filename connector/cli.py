@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - last resort: never a raw traceback for users
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         err.print(
             f"internal error: {type(exc).__name__}: {redact(str(exc))} "
@@ -238,4 +238,3 @@ def main(argv: list[str] | None = None) -> None:
             markup=False,
         )
         sys.exit(ExitCode.FATAL)
-

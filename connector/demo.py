@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from connector.crm.factory import hubspot_adapter
@@ -92,9 +93,10 @@ def run_demo(
                 "state_url": f"sqlite:///{db}",
             }
         )
+        engagements = sum(len(v) for v in store.engagements.values())
         console.print(
-            f"[bold]Sandbox[/bold]: HubSpot emulator on {server.url} with {len(store.contacts)} demo contacts, "
-            f"{len(store.events)} web events and {sum(len(v) for v in store.engagements.values())} engagements."
+            f"[bold]Sandbox[/bold]: HubSpot emulator on {server.url} with {len(store.contacts)} demo "
+            f"contacts, {len(store.events)} web events and {engagements} engagements."
         )
         state = StateStore.open(demo_settings.state_url)
         try:
@@ -116,9 +118,7 @@ def run_demo(
     return not problems and extra == 0 and not report.failures
 
 
-def _secret(value: str) -> object:
-    from pydantic import SecretStr
-
+def _secret(value: str) -> SecretStr:
     return SecretStr(value)
 
 

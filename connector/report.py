@@ -127,8 +127,10 @@ def print_summary(console: Console, report: RunReport) -> None:
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:
     d = result.decision
-    console.print(f"[bold]{result.record.email or result.record.record_id}[/bold] (HubSpot contact {result.record.record_id})")
-    console.print(f"Stage: [bold]{d.stage}[/bold] (criteria say {d.computed_stage}; CRM shows {result.previous_stage or 'none'})")
+    who = result.record.email or result.record.record_id
+    console.print(f"[bold]{who}[/bold] (HubSpot contact {result.record.record_id})")
+    shown = result.previous_stage or "none"
+    console.print(f"Stage: [bold]{d.stage}[/bold] (criteria say {d.computed_stage}; CRM shows {shown})")
     console.print(f"Why: {d.reason}")
     console.print(f"Fit: score {d.fit_score}, grade {d.fit_grade}")
     if d.disqualified_by:

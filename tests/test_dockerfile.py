@@ -93,7 +93,8 @@ def test_the_image_wheel_installs_and_runs_in_a_clean_virtualenv(tmp_path: Path)
         [str(venv / "bin" / "connector"), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "sync" in result.stdout and "demo" in result.stdout
+    assert "sync" in result.stdout
+    assert "demo" in result.stdout
     # the sandbox ships inside the wheel: the image can run the demo's emulator too
     listing = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import connector.sandbox.hubspot_app, connector.engine"],

@@ -91,13 +91,15 @@ def test_explain_names_the_rule_and_the_values_it_read(demo, connector_env, caps
     data = json.loads(capsys.readouterr().out)
     assert data["decision"]["stage"] == "mql"
     fired = [t for t in data["decision"]["trace"] if t["kind"] == "stage" and t["matched"]]
-    assert fired and fired[0]["name"].startswith("mql_")
+    assert fired
+    assert fired[0]["name"].startswith("mql_")
     assert fired[0]["values"], "the trace records the values the rule read"
     assert data["routing"]["owner_id"] == store.contacts[mql.contact_id]["hubspot_owner_id"]
     assert data["stored_decision"]["criteria_version"] == data["decision"]["criteria_version"]
     assert run_cli("explain", mql.email) == 0
     human = capsys.readouterr().out
-    assert fired[0]["name"] in human and "Why:" in human
+    assert fired[0]["name"] in human
+    assert "Why:" in human
 
 
 def test_explain_unknown_person_exits_2(connector_env, capsys) -> None:
