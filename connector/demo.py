@@ -7,7 +7,10 @@ records against those expectations — so a new user sees the job work and can t
 
 from __future__ import annotations
 
+import signal
+import sys
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +27,7 @@ from connector.report import owner_label, print_summary
 from connector.sandbox.demo_data import ExpectedOutcome, build_demo_portal
 from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import HubSpotStore
-from connector.sandbox.server import run_foreground, serve_in_thread
+from connector.sandbox.server import serve_in_thread
 from connector.settings import Settings
 from connector.state.store import StateStore
 
@@ -58,13 +61,22 @@ def check_expected(store: HubSpotStore, outcomes: list[ExpectedOutcome]) -> list
 
 
 def serve_sandbox(console: Console, *, port: int, people: int, seed: int) -> None:
+    """Serve the emulator with demo data until Ctrl-C or SIGTERM; prints where to point the connector."""
     store, _ = build_demo_portal(datetime.now(UTC), seed=seed, people=people)
-    console.print(f"HubSpot sandbox with {len(store.contacts)} demo contacts on http://127.0.0.1:{port}")
-    console.print("Point the connector at it:")
-    console.print(f"  export CONNECTOR_HUBSPOT_BASE_URL=http://127.0.0.1:{port}")
-    console.print(f"  export CONNECTOR_HUBSPOT_TOKEN={store.access_token}")
-    console.print("Ctrl-C stops it.")
-    run_foreground(HubSpotEmulator(store), port=port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve_in_thread(HubSpotEmulator(store), port=port) as server:
+        console.print(f"HubSpot sandbox with {len(store.contacts)} demo contacts on {server.url}")
+        console.print("Point the connector at it:")
+        console.print(f"  export CONNECTOR_HUBSPOT_BASE_URL={server.url}")
+        console.print(f"  export CONNECTOR_HUBSPOT_TOKEN={store.access_token}")
+        console.print("Ctrl-C stops it.", end="\n")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
 
 
 def run_demo(

@@ -130,3 +130,35 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("validate", "plan", "sync", "explain", "status", "sandbox", "demo"):
         assert command in result.stdout
+
+
+def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) -> None:
+    import json
+    import signal
+    import urllib.request
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--people", "150"],
+        cwd=tmp_path,
+        env=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(4)]
+            url = next(ln.split("=", 1)[1].strip() for ln in lines if "CONNECTOR_HUBSPOT_BASE_URL=" in ln)
+            token = next(ln.split("=", 1)[1].strip() for ln in lines if "CONNECTOR_HUBSPOT_TOKEN=" in ln)
+            assert url.startswith("http://127.0.0.1:")
+            request = urllib.request.Request(
+                f"{url}/crm/v3/owners?limit=100", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                owners = json.load(response)["results"]
+            assert len(owners) >= 5
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+    assert proc.returncode == 0
