@@ -108,6 +108,11 @@ class StateStore:
                         f"CONNECTOR_STATE_URL: the state database has schema version {version}, newer "
                         f"than this connector ({t.SCHEMA_VERSION}); upgrade the connector"
                     )
+        except ImportError as exc:
+            raise ConfigError(
+                f"CONNECTOR_STATE_URL: no database driver for this URL ({exc.name or exc}); install it, "
+                "or use the default sqlite:///connector-state.db"
+            ) from None
         except SQLAlchemyError as exc:
             raise ConfigError(
                 f"CONNECTOR_STATE_URL: cannot open the state database ({type(exc).__name__}): "
