@@ -10,11 +10,11 @@ of the value, and a hint. `connector validate` prints exactly those issues.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Any, Generic, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_args, get_origin, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -58,8 +58,25 @@ class Mappings:
         return person_field_catalogue([self.hubspot] if self.hubspot is not None else [])
 
 
-def person_field_catalogue(crm_mappings: Sequence[HubSpotMapping]) -> dict[str, FieldType]:
-    """Fields mapped by the CRM files plus the derived ones (`email_domain`)."""
+class _TypedField(Protocol):
+    @property
+    def type(self) -> FieldType: ...
+
+
+@runtime_checkable
+class CrmFields(Protocol):
+    """What the catalogue needs from a CRM mapping: canonical field name -> spec with a `type`."""
+
+    @property
+    def fields(self) -> Mapping[str, _TypedField]: ...
+
+
+def person_field_catalogue(crm_mappings: Sequence[CrmFields]) -> dict[str, FieldType]:
+    """Fields mapped by the CRM files plus the derived ones (`email_domain`).
+
+    When a second CRM file maps the same field, the first file's type is kept; a check that the
+    types agree belongs next to the second CRM's checks.
+    """
     catalogue: dict[str, FieldType] = {}
     for mapping in crm_mappings:
         for name, spec in mapping.fields.items():
@@ -121,12 +138,14 @@ class _Files:
 
     def person_fields(self) -> dict[str, FieldType] | None:
         """The catalogue, or None while a present CRM file is invalid (its fields are unknown)."""
-        present = [loaded for loaded in self.crms.values() if loaded.present]
-        if not present or any(loaded.model is None for loaded in present):
-            return None
-        return person_field_catalogue(
-            [m for m in (loaded.model for loaded in present) if isinstance(m, HubSpotMapping)]
-        )
+        mappings: list[CrmFields] = []
+        for loaded in self.crms.values():
+            if not loaded.present:
+                continue
+            if not isinstance(loaded.model, CrmFields):
+                return None
+            mappings.append(loaded.model)
+        return person_field_catalogue(mappings) if mappings else None
 
     def check(self) -> None:
         """The cross-file checks, each run only when the files it reads are valid."""
