@@ -94,8 +94,7 @@ class Engine:
         self.store = store
         self.hubspot = hubspot
         self.clock = clock
-        self.person_fields = {name: spec.type for name, spec in self.hs_map.fields.items()}
-        self.person_fields["email_domain"] = "string"
+        self.person_fields: dict[str, str] = dict(mappings.person_fields)
         self.evaluator = CriteriaEvaluator(mappings.criteria, mappings.criteria_version, self.person_fields)
         self.field_map = FieldMap(
             stage=self.hs_map.stage,
