@@ -35,6 +35,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox.hubspot_search import (
+    MAX_RESULTS,
     Kind,
     SearchError,
     instant,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 BATCH_LIMIT = 100
 BATCH_HISTORY_LIMIT = 50
 ASSOCIATION_BATCH_LIMIT = 1000
@@ -418,7 +420,11 @@ class HubSpotEmulator:
         method: str | None = None,
         body: Any = None,
     ) -> None:
-        """Answer the next `times` matching requests with `status` (5xx bursts, 423, 477...)."""
+        """Answer the next `times` matching requests with `status` (5xx bursts, 423, 477...).
+
+        `body` defaults to HubSpot's error JSON; pass bytes for a non-JSON answer such as the HTML
+        page a proxy sends with a 502, which clients must survive too.
+        """
         default = ApiError(status, "INTERNAL_ERROR" if status >= 500 else "ERROR", f"Simulated HTTP {status}")
         self.faults.force(
             ForcedResponse(
@@ -431,12 +437,12 @@ class HubSpotEmulator:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         reply = self._dispatch(request)
-        response = Response(
-            json.dumps(reply.body),
-            status=reply.status,
-            headers=reply.headers,
-            content_type=JSON_CONTENT_TYPE,
-        )
+        if isinstance(reply.body, bytes):  # a forced non-JSON answer, e.g. an edge proxy's HTML 502
+            response = Response(reply.body, reply.status, reply.headers, content_type=HTML_CONTENT_TYPE)
+        else:
+            response = Response(
+                json.dumps(reply.body), reply.status, reply.headers, content_type=JSON_CONTENT_TYPE
+            )
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Reply:
@@ -642,7 +648,7 @@ class HubSpotEmulator:
         except SearchError as error:
             raise validation_error(str(error)) from None
         ranked = order(matched, search.sort, self._created_property(object_type), kinds)
-        end = min(search.offset + search.limit, len(ranked), 10_000)
+        end = min(search.offset + search.limit, len(ranked), MAX_RESULTS)
         payload: dict[str, Any] = {
             "total": len(ranked),
             "results": [

@@ -155,6 +155,16 @@ def test_forced_server_errors(hubspot: HubSpot, emulator: HubSpotEmulator) -> No
     owners(hubspot)
 
 
+def test_forced_html_error_pages(hubspot: HubSpot, emulator: HubSpotEmulator, store: HubSpotStore) -> None:
+    emulator.fail(502, body=b"<html><body>502 Bad Gateway</body></html>")
+    with pytest.raises(OwnersApiException) as raised:
+        owners(hubspot)
+    assert raised.value.status == 502
+    assert raised.value.headers["Content-Type"].startswith("text/html")
+    assert "Bad Gateway" in raised.value.body
+    assert store.requests[-1].status == 502
+
+
 def test_latency_is_slept_through_the_injected_sleep(
     hubspot: HubSpot, emulator: HubSpotEmulator, sleeps: list[float]
 ) -> None:
