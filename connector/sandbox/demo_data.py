@@ -46,7 +46,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox.hubspot_store import HubSpotStore, hs_datetime
+from connector.sandbox.hubspot_store import (
+    LIFECYCLE_STAGES,
+    HubSpotStore,
+    default_contact_properties,
+    hs_datetime,
+    property_definition,
+)
 
 # --- HubSpot values the demo writes (HubSpot internal names) ----------------------------------------
 
@@ -57,30 +63,7 @@ SQL = "salesqualifiedlead"
 OPPORTUNITY = "opportunity"
 CUSTOMER = "customer"
 
-LIFECYCLE_OPTIONS: tuple[tuple[str, str], ...] = (
-    (SUBSCRIBER, "Subscriber"),
-    (LEAD, "Lead"),
-    (MQL, "Marketing Qualified Lead"),
-    (SQL, "Sales Qualified Lead"),
-    (OPPORTUNITY, "Opportunity"),
-    (CUSTOMER, "Customer"),
-    ("evangelist", "Evangelist"),
-    ("other", "Other"),
-)
-"""HubSpot's eight default lifecycle stages, in the only order a stage may move."""
-
-LEAD_STATUS_OPTIONS: tuple[str, ...] = (
-    "NEW",
-    "OPEN",
-    "IN_PROGRESS",
-    "OPEN_DEAL",
-    "UNQUALIFIED",
-    "ATTEMPTED_TO_CONTACT",
-    "CONNECTED",
-    "BAD_TIMING",
-)
-
-_STAGE_RANK = {value: rank for rank, (value, _label) in enumerate(LIFECYCLE_OPTIONS)}
+_STAGE_RANK = {value: rank for rank, (value, _label) in enumerate(LIFECYCLE_STAGES)}
 _SALES_OWNED = frozenset({OPPORTUNITY, CUSTOMER})
 _HANDOFF = frozenset({MQL, SQL})
 
@@ -1202,111 +1185,35 @@ def _filler_persona(draw: float) -> Persona:
 # --- Contact property definitions -------------------------------------------------------------------
 
 
-def _prop(
-    name: str,
-    label: str,
-    type_: str,
-    field_type: str,
-    group: str,
-    *,
-    options: Sequence[dict[str, Any]] = (),
-    read_only: bool = False,
-    custom: bool = False,
-    external_options: bool = False,
-    description: str = "",
-    created: str = "2019-08-06T02:41:08.134Z",
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "label": label,
-        "type": type_,
-        "fieldType": field_type,
-        "description": description,
-        "groupName": group,
-        "options": list(options),
-        "displayOrder": -1,
-        "calculated": read_only and not custom,
-        "externalOptions": external_options,
-        "hasUniqueValue": name == "email",
-        "hidden": False,
-        "hubspotDefined": not custom,
-        "formField": not read_only,
-        "archived": False,
-        "createdAt": created,
-        "updatedAt": created,
-        "dataSensitivity": "non_sensitive",
-        "modificationMetadata": {
-            "archivable": custom,
-            "readOnlyDefinition": not custom,
-            "readOnlyValue": read_only,
-        },
-    }
-
-
-def _options(pairs: Iterable[tuple[str, str]], hidden: Iterable[str] = ()) -> list[dict[str, Any]]:
-    hide = set(hidden)
-    return [
-        {"label": label, "value": value, "displayOrder": order, "hidden": value in hide}
-        for order, (value, label) in enumerate(pairs)
-    ]
-
-
 def contact_property_definitions(
     owners: Sequence[dict[str, Any]], today: datetime
 ) -> dict[str, dict[str, Any]]:
     """The contact properties the demo portal declares (Property dicts, properties API shape).
 
-    Read-only flags follow HubSpot: dates and counters HubSpot computes refuse writes, which is how
-    the emulator knows. `employee_count` is the portal's own custom number property (hubspot.yaml
-    maps `employees` to it); `hubspot_owner_id` lists the owners, archived ones hidden.
+    HubSpot's defaults (from the store, with their read-only flags, which is how the emulator
+    refuses writes to computed dates and counters), plus the portal's own custom number property
+    `employee_count` (hubspot.yaml maps `employees` to it) and the owners as `hubspot_owner_id`
+    options, archived ones hidden.
     """
-    owner_options = _options(
-        ((o["id"], f"{o['firstName']} {o['lastName']} ({o['email']})") for o in owners),
-        hidden=(o["id"] for o in owners if o["archived"]),
+    catalogue = default_contact_properties()
+    custom = property_definition(
+        "employee_count",
+        "Employee count",
+        "number",
+        "number",
+        description="Company head count, copied from the enrichment provider.",
     )
-    props = [
-        _prop("email", "Email", "string", "text", "contactinformation"),
-        _prop("firstname", "First Name", "string", "text", "contactinformation"),
-        _prop("lastname", "Last Name", "string", "text", "contactinformation"),
-        _prop("company", "Company Name", "string", "text", "contactinformation"),
-        _prop("jobtitle", "Job Title", "string", "text", "contactinformation"),
-        _prop("industry", "Industry", "string", "text", "contactinformation"),
-        _prop("country", "Country/Region", "string", "text", "contactinformation"),
-        _prop(
-            "employee_count", "Employee count", "number", "number", "contactinformation",
-            custom=True, description="Company head count, copied from the enrichment provider.",
-            created=hs_datetime(today - timedelta(days=400)),
-        ),
-        _prop(
-            "hs_email_optout", "Unsubscribed from all email", "bool", "booleancheckbox", "emailinformation",
-            options=_options((("true", "Yes"), ("false", "No"))), read_only=True,
-        ),
-        _prop(
-            "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "contactinformation",
-            options=_options(LIFECYCLE_OPTIONS),
-            description="The qualification of contacts to sales readiness.",
-        ),
-        _prop(
-            "hs_lead_status", "Lead Status", "enumeration", "radio", "sales_properties",
-            options=_options((s, s.replace("_", " ").title()) for s in LEAD_STATUS_OPTIONS),
-            description="The contact's sales, prospecting or outreach status",
-        ),
-        _prop(
-            "hubspot_owner_id", "Contact owner", "enumeration", "select", "sales_properties",
-            options=owner_options, external_options=True,
-            description="The owner of a contact: any HubSpot user or Salesforce integration user.",
-        ),
-        _prop("hs_email_last_open_date", "Last marketing email open date", "datetime", "date",
-              "emailinformation", read_only=True),
-        _prop("hs_email_last_click_date", "Last marketing email click date", "datetime", "date",
-              "emailinformation", read_only=True),
-        _prop("hs_social_last_engagement", "Most Recent Social Click", "datetime", "date",
-              "socialmediainformation", read_only=True),
-        _prop("createdate", "Create Date", "datetime", "date", "contactinformation", read_only=True),
-        _prop("lastmodifieddate", "Last Modified Date", "datetime", "date", "contactinformation",
-              read_only=True),
-        _prop("hs_object_id", "Record ID", "number", "number", "contactinformation", read_only=True),
-    ]  # fmt: skip
-    for order, prop in enumerate(props):
-        prop["displayOrder"] = order
-    return {p["name"]: p for p in props}
+    created = hs_datetime(today - timedelta(days=400))
+    custom.update({"hubspotDefined": False, "createdAt": created, "updatedAt": created})
+    custom["modificationMetadata"] = {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False}
+    catalogue["employee_count"] = custom
+    catalogue["hubspot_owner_id"]["options"] = [
+        {
+            "label": f"{o['firstName']} {o['lastName']} ({o['email']})",
+            "value": o["id"],
+            "displayOrder": order,
+            "hidden": bool(o["archived"]),
+        }
+        for order, o in enumerate(owners)
+    ]
+    return catalogue

@@ -230,6 +230,7 @@ def default_contact_properties() -> dict[str, dict[str, Any]]:
         ("num_notes", "Number of Sales Activities", "number", "number"),
         ("hs_last_sales_activity_timestamp", "Last Engagement Date", "datetime", "date"),
         ("engagements_last_meeting_booked", "Date of last meeting booked", "datetime", "date"),
+        ("hs_social_last_engagement", "Most Recent Social Click", "datetime", "date"),
     ]
     read_only += [
         (f"hs_lifecyclestage_{value}_date", f"Became a {label} Date", "datetime", "date")
