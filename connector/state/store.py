@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
@@ -167,11 +167,7 @@ class StateStore:
 
     def set_cursor(self, scope: str, value: str) -> None:
         with self._c() as c:
-            done = c.execute(
-                update(t.cursors).where(t.cursors.c.scope == scope).values(value=value, updated_at=_now())
-            ).rowcount
-            if not done:
-                c.execute(insert(t.cursors).values(scope=scope, value=value, updated_at=_now()))
+            _upsert(c, t.cursors, {"scope": scope}, {"value": value, "updated_at": _now()})
 
     def cursors(self) -> dict[str, str]:
         with self._c() as c:
@@ -294,12 +290,9 @@ class StateStore:
             "signals_json": json.dumps(decision.signals, sort_keys=True),
             "trace_json": json.dumps([asdict(tr) for tr in decision.trace], default=str),
         }
+        key = {"person_id": row.pop("person_id")}
         with self._c() as c:
-            done = c.execute(
-                update(t.decisions).where(t.decisions.c.person_id == decision.person_id).values(**row)
-            ).rowcount
-            if not done:
-                c.execute(insert(t.decisions).values(**row))
+            _upsert(c, t.decisions, key, row)
 
     def decision(self, person_id: str) -> StoredDecision | None:
         with self._c() as c:
@@ -375,29 +368,18 @@ class StateStore:
                 & (t.failed_writes.c.record_id == intent.record_id)
             )
             if result.ok:
-                lw = t.last_written.c
                 for prop, value in intent.changes.items():
-                    match = (
-                        (lw.crm == intent.crm)
-                        & (lw.object_type == intent.object_type)
-                        & (lw.record_id == intent.record_id)
-                        & (lw.property == prop)
+                    _upsert(
+                        c,
+                        t.last_written,
+                        {
+                            "crm": intent.crm,
+                            "object_type": intent.object_type,
+                            "record_id": intent.record_id,
+                            "property": prop,
+                        },
+                        {"value": value, "written_at": now, "run_id": run_id},
                     )
-                    done = c.execute(
-                        update(t.last_written).where(match).values(value=value, written_at=now, run_id=run_id)
-                    ).rowcount
-                    if not done:
-                        c.execute(
-                            insert(t.last_written).values(
-                                crm=intent.crm,
-                                object_type=intent.object_type,
-                                record_id=intent.record_id,
-                                property=prop,
-                                value=value,
-                                written_at=now,
-                                run_id=run_id,
-                            )
-                        )
                 c.execute(t.failed_writes.delete().where(key))
                 return
             attempts = c.execute(select(t.failed_writes.c.attempts).where(key)).scalar()
@@ -456,11 +438,7 @@ class StateStore:
 
     def set_pointer(self, pool: str, position: int) -> None:
         with self._c() as c:
-            done = c.execute(
-                update(t.rr_pointers).where(t.rr_pointers.c.pool == pool).values(position=position)
-            ).rowcount
-            if not done:
-                c.execute(insert(t.rr_pointers).values(pool=pool, position=position))
+            _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
 
     # ------------------------------------------------------------------ runs
 
@@ -495,6 +473,13 @@ class StateStore:
                 )
                 for r in rows
             ]
+
+
+def _upsert(c: Connection, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Update the row with this primary key, or insert it. Portable across SQLite and PostgreSQL."""
+    match = and_(*(table.c[name] == value for name, value in key.items()))
+    if not c.execute(update(table).where(match).values(**values)).rowcount:
+        c.execute(insert(table).values(**key, **values))
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
