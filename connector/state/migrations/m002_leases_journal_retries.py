@@ -1,0 +1,49 @@
+"""Step 2: leases per scope, the write journal, and retry bookkeeping for parked writes."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Connection, DateTime, Index, Integer, MetaData, String, Table, Text, text
+
+DESCRIPTION = "leases per scope, write journal (crash recovery), retry schedule for failed writes"
+
+
+def upgrade(conn: Connection) -> None:
+    md = MetaData()
+    when = DateTime(timezone=True)
+    Table(
+        "leases",
+        md,
+        Column("scope", String(200), primary_key=True),
+        Column("holder", String(200), nullable=False),
+        Column("run_id", String(40), nullable=True),
+        Column("acquired_at", when, nullable=False),
+        Column("renewed_at", when, nullable=False),
+        Column("expires_at", when, nullable=False),
+        Column("generation", Integer, nullable=False),
+    )
+    Table(
+        "write_journal",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(40), nullable=False),
+        Column("crm", String(20), nullable=False),
+        Column("object_type", String(40), nullable=False),
+        Column("record_id", String(64), nullable=False),
+        Column("person_id", String(40), nullable=False, index=True),
+        Column("changes_json", Text, nullable=False),
+        Column("before_json", Text, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("state", String(20), nullable=False),
+        Column("sent_at", when, nullable=False),
+        Column("settled_at", when, nullable=True),
+        Column("error", Text, nullable=True),
+        Index("ix_write_journal_state", "state"),
+        Index("ix_write_journal_record", "crm", "object_type", "record_id"),
+    )
+    md.create_all(conn)
+    timestamp = when.compile(dialect=conn.dialect)
+    true = "true" if conn.dialect.name == "postgresql" else "1"
+    conn.execute(text(f"ALTER TABLE failed_writes ADD COLUMN next_attempt_at {timestamp}"))
+    conn.execute(text(f"ALTER TABLE failed_writes ADD COLUMN retryable BOOLEAN DEFAULT {true} NOT NULL"))
+    # Failures parked before this step are due at the next run, like fresh ones.
+    conn.execute(text("UPDATE failed_writes SET next_attempt_at = last_failed_at"))
