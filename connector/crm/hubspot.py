@@ -186,8 +186,17 @@ class HubSpotAdapter:
 
     crm: Crm = "hubspot"
 
-    def __init__(self, client: HubSpot, mapping: HubSpotMapping, retry: RetryPolicy, timeout: float) -> None:
+    def __init__(
+        self,
+        client: HubSpot,
+        mapping: HubSpotMapping,
+        retry: RetryPolicy,
+        timeout: float,
+        *,
+        search_lag: timedelta = timedelta(0),
+    ) -> None:
         self.mapping = mapping
+        self.search_lag = search_lag
         self.retry = retry
         self.timeout = timeout
         self.calls = 0
@@ -367,7 +376,12 @@ class HubSpotAdapter:
     # ------------------------------------------------------------------ feeds (what the engine pulls)
 
     def feeds(self, until: datetime) -> list[Feed]:
-        """Changed contacts, then one feed per mapped Events API event type (Enterprise)."""
+        """Changed contacts, then one feed per mapped Events API event type (Enterprise).
+
+        Both stop `search_lag` before `until`: HubSpot's search index trails writes by a few
+        seconds, and a cursor moved past a change not yet indexed would lose it for good.
+        """
+        until = until - self.search_lag
         out = [
             Feed(scope="hubspot:contacts:lastmodifieddate", pull=partial(self._contact_pages, until=until))
         ]
