@@ -1,7 +1,9 @@
-"""Command line: `connector validate | plan | sync | explain | status | sandbox | demo`.
+"""Command line: `connector validate | plan | sync | retry-failed | explain | status | forget |
+migrate | sandbox | demo`.
 
-Every `ConnectorError` becomes one clear message on stderr and its class's exit code (2 config,
-3 auth, 4 partial, 5 transient, 1 fatal); nothing a user can cause prints a traceback.
+Every `ConnectorError` becomes one clear message on stderr and its class's exit code (0 ok,
+1 partial, 2 configuration, 3 authentication/connection, 4 lease held by another run,
+5 unexpected); nothing a user can cause prints a traceback.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -20,6 +23,9 @@ from connector import __version__
 from connector.errors import ConnectorError, ExitCode, MappingError
 from connector.observability import configure_logging, redact
 from connector.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from connector.state.store import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 out = Console(highlight=False, soft_wrap=True)
@@ -103,13 +109,38 @@ def plan(mappings_dir: Path | None, limit: int, as_json: bool) -> None:
 @cli.command()
 @mappings_option
 def sync(mappings_dir: Path | None) -> None:
-    """Pull changes, evaluate the criteria, route owners and write what changed."""
+    """Pull changes, evaluate the criteria, route owners and write what changed.
+
+    Exits 1 when some records were parked or skipped (see `status`), 4 when another run holds
+    the lease.
+    """
     from connector import report as rep
 
     with _engine(mappings_dir) as engine:
         report = engine.sync(command="sync")
     rep.print_summary(out, report)
-    if report.failures:
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+@cli.command("retry-failed")
+@mappings_option
+def retry_failed(mappings_dir: Path | None) -> None:
+    """Retry every parked write now, whatever its schedule (records are re-read and re-evaluated)."""
+    from connector import report as rep
+
+    with _engine(mappings_dir) as engine:
+        if not engine.store.failed_writes():
+            out.print("No parked write failures: nothing to retry.")
+            return
+        report = engine.sync(command="retry-failed")
+        left = engine.store.failed_writes()
+    rep.print_summary(out, report)
+    out.print(
+        f"{report.counts['retried']} parked write(s) retried; {len(left)} still parked"
+        + (" (see `connector status`)." if left else ".")
+    )
+    if report.exit_code:
         raise SystemExit(report.exit_code)
 
 
@@ -138,16 +169,52 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
 
 @cli.command()
 def status() -> None:
-    """Recent runs, cursors, people per stage and parked write failures."""
+    """Recent runs, cursors, lease holders, people per stage and parked write failures."""
     from connector import report as rep
-    from connector.state.store import StateStore
 
-    settings = _settings()
-    store = StateStore.open(settings.state_url)
+    store = _store(_settings())
     try:
         rep.print_status(out, store)
     finally:
         store.close()
+
+
+@cli.command()
+@click.argument("person")
+def forget(person: str) -> None:
+    """Erase PERSON (email, person id or CRM record id) from the state database.
+
+    Removes their timeline, decisions, identities, last-written values and parked writes, and
+    blanks the before/after values of their audit rows. The CRM is not touched: a person still in
+    the CRM comes back at the next sync, with only what the criteria read.
+    """
+    store = _store(_settings())
+    try:
+        report = store.forget(person)
+    finally:
+        store.close()
+    if not report.found:
+        out.print(f"Nobody matching {person!r} in the state database; nothing removed.", markup=False)
+        return
+    removed = ", ".join(f"{n} {what}" for what, n in report.removed.items() if n)
+    out.print(f"Forgot {person} ({', '.join(report.person_ids)}): removed {removed}.", markup=False)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the state database schema (CONNECTOR_STATE_URL) to this version's."""
+    from connector.state.store import StateStore, display_url, normalize_url
+
+    settings = _settings()
+    report = StateStore.migrate(settings.state_url)
+    where = display_url(normalize_url(settings.state_url))
+    if not report.applied:
+        out.print(f"{where}: schema already at version {report.after}; nothing to do.", markup=False)
+        return
+    start = "empty" if report.before is None else f"version {report.before}"
+    out.print(f"{where}: migrated from {start} to version {report.after}:", markup=False)
+    for step in report.applied:
+        out.print(f"  {step.version}: {step.description}", markup=False)
 
 
 # --------------------------------------------------------------------------- sandbox / demo
@@ -194,18 +261,33 @@ def _engine(mappings_dir: Path | None) -> Iterator[Any]:
     from connector.engine import Engine
     from connector.errors import ConfigError
     from connector.mapping.loader import load_mappings
-    from connector.state.store import StateStore
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
     if mappings.hubspot is None:
         raise ConfigError(f"{settings.mappings_dir}/hubspot.yaml is missing")
     adapter = hubspot_adapter(settings, mappings.hubspot)
-    store = StateStore.open(settings.state_url)
+    store = _store(settings)
     try:
-        yield Engine(mappings, store, {"hubspot": adapter})
+        yield Engine(
+            mappings,
+            store,
+            {"hubspot": adapter},
+            lease_ttl=timedelta(seconds=settings.lease_ttl),
+            accounts={"hubspot": settings.hubspot_account},
+        )
     finally:
         store.close()
+
+
+def _store(settings: Settings) -> StateStore:
+    from connector.state.store import StateStore
+
+    return StateStore.open(
+        settings.state_url,
+        write_retry_limit=settings.write_retry_limit,
+        write_retry_backoff=timedelta(seconds=settings.write_retry_backoff),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,21 +8,30 @@ that already landed.
 
 `plan` runs the very same pass inside a state transaction that is rolled back, and skips the CRM
 writes, so what it prints is exactly what `sync` would do.
+
+A writing run first takes the lease on every scope it writes (CRM account + object), renews it
+before each write and inside each page's transaction (so a run that lost its lease cannot commit),
+and releases it at the end. Before the CRM sees a write, the write is journalled; a run starts by
+settling writes a killed predecessor left unconfirmed (reading the records back), and ends by
+retrying parked writes that are due. A record whose data breaks evaluation is skipped with its
+reason; the rest of the page goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.crm.base import CrmAdapter, Page
-from connector.errors import ConfigError, ConnectorError, ExitCode
+from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld
 from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.identity import email_domain, normalize_email
 from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
@@ -39,7 +48,8 @@ from connector.model import (
     WriteIntent,
     WriteResult,
 )
-from connector.state.store import StateStore
+from connector.observability import redact
+from connector.state.store import DEFAULT_LEASE_TTL, Lease, StateStore
 
 log = logging.getLogger("connector.engine")
 
@@ -73,6 +83,7 @@ class RunReport:
     planned: list[PersonResult] = field(default_factory=list)
     examples: dict[str, PersonResult] = field(default_factory=dict)
     failures: list[WriteResult] = field(default_factory=list)
+    skipped: list[tuple[CrmRecord, str]] = field(default_factory=list)
     api_calls: int = 0
 
     @property
@@ -81,7 +92,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return ExitCode.PARTIAL if self.failures else ExitCode.OK
+        """1 when work was left behind (writes parked, records skipped), else 0."""
+        parked = [f for f in self.failures if not f.gone]
+        return ExitCode.PARTIAL if parked or self.skipped else ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -102,10 +115,17 @@ class Engine:
         store: StateStore,
         adapters: Mapping[Crm, CrmAdapter],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+        accounts: Mapping[Crm, str] | None = None,
     ) -> None:
         self.mappings = mappings
         self.store = store
         self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.accounts: dict[Crm, str] = dict(accounts or {})
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._leases: list[Lease] = []
         self.crms: dict[Crm, CrmBinding] = {}
         for crm, adapter in adapters.items():
             crm_map = mappings.crms.get(crm)
@@ -126,7 +146,18 @@ class Engine:
 
     # ------------------------------------------------------------------ the pass
 
+    def lease_scopes(self) -> list[str]:
+        """The scopes a writing run holds: one per CRM account and written object."""
+        scopes = []
+        for crm in self.crms:
+            crm_map = self.mappings.crms[crm]
+            objects = getattr(crm_map, "objects", None) or [getattr(crm_map, "object", "records")]
+            account = self.accounts.get(crm, "default")
+            scopes += [f"{crm}:{account}:{obj}" for obj in objects]
+        return scopes
+
     def sync(self, *, dry_run: bool = False, command: str = "sync") -> RunReport:
+        """One pass over every feed (`retry-failed` instead retries every parked write now)."""
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
@@ -134,13 +165,99 @@ class Engine:
         with scope:
             report.run_id = self.store.start_run(command)
             try:
-                self._pass(report, now)
+                if not dry_run:
+                    self._acquire_leases(report.run_id)
+                    self._recover(report)
+                if command == "retry-failed":
+                    self._retry_failed(report, now, include_parked=True)
+                else:
+                    self._pass(report, now)
+                    if not dry_run:
+                        self._retry_failed(report, now, include_parked=False)
+            except LeaseHeld as exc:
+                self.store.finish_run(report.run_id, "blocked", report.counts, error=exc.message)
+                raise
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
                 raise
-            self.store.finish_run(report.run_id, "partial" if report.failures else "ok", report.counts)
+            finally:
+                self._release_leases()
+            status = "partial" if report.exit_code != ExitCode.OK else "ok"
+            self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
         return report
+
+    # ------------------------------------------------------------------ leases and recovery
+
+    def _acquire_leases(self, run_id: str) -> None:
+        for scope in self.lease_scopes():
+            self._leases.append(
+                self.store.acquire_lease(scope, self.holder, ttl=self.lease_ttl, run_id=run_id)
+            )
+
+    def _renew_leases(self) -> None:
+        for lease in self._leases:
+            lease.renew()
+
+    def _release_leases(self) -> None:
+        leases, self._leases = self._leases, []
+        for lease in leases:
+            try:
+                lease.release()
+            except Exception:  # noqa: BLE001 - releasing is best effort; the lease expires anyway
+                log.warning("could not release the lease on %s; it expires by itself", lease.scope)
+
+    def _recover(self, report: RunReport) -> None:
+        """Settle writes a killed run journalled but never confirmed, from the CRM's values now."""
+        assert report.run_id is not None
+        for crm, binding in self.crms.items():
+            entries = self.store.interrupted_writes(crm)
+            if not entries:
+                continue
+            current: dict[tuple[str, str], CrmRecord] = {}
+            for object_type in sorted({e.object_type for e in entries}):
+                ids = sorted({e.record_id for e in entries if e.object_type == object_type})
+                for record in binding.adapter.read(object_type, ids):
+                    current[(object_type, record.record_id)] = record
+            for entry in entries:
+                now_in_crm = current.get((entry.object_type, entry.record_id))
+                state = self.store.settle_interrupted(
+                    entry, now_in_crm.owned if now_in_crm else None, run_id=report.run_id
+                )
+                report.counts[f"recovered_{state}"] += 1
+            log.info("settled %d write(s) an interrupted run left unconfirmed", len(entries))
+
+    def _retry_failed(self, report: RunReport, now: datetime, *, include_parked: bool) -> None:
+        """Re-read records with parked writes and run them through the page pipeline again.
+
+        They are re-evaluated rather than replayed: the criteria or the CRM may have moved on, and
+        the diff writes only what is still needed (nothing, if the CRM already shows it).
+        """
+        for crm, binding in self.crms.items():
+            due = self.store.due_failed_writes(crm, include_parked=include_parked)
+            if not due:
+                continue
+            report.counts["retried"] += len(due)
+            active = self._active(report, crm)
+            for object_type in sorted({f.object_type for f in due}):
+                ids = sorted(f.record_id for f in due if f.object_type == object_type)
+                records = binding.adapter.read(object_type, ids)
+                found = {r.record_id for r in records}
+                for rid in ids:
+                    if rid not in found:  # deleted or merged away since: nothing left to write
+                        self.store.clear_failed_write(crm, object_type, rid)
+                        report.counts["retry_gone"] += 1
+                for start in range(0, len(records), 100):
+                    chunk = records[start : start + 100]
+                    page = Page(records=chunk, activities=binding.adapter.activities_for(chunk), cursor=None)
+                    self._page(report, crm, page, None, active, self.store.pointers(), now)
+
+    def _active(self, report: RunReport, crm: Crm) -> frozenset[str]:
+        owners = [o for o in report.owners.values() if o.crm == crm]
+        if not owners:
+            owners = self.crms[crm].adapter.owners()
+            report.owners.update({o.id: o for o in owners})
+        return frozenset(o.id for o in owners if o.active and not o.is_queue)
 
     def _pass(self, report: RunReport, now: datetime) -> None:
         active: dict[Crm, frozenset[str]] = {}
@@ -159,7 +276,7 @@ class Engine:
         report: RunReport,
         crm: Crm,
         page: Page,
-        scope: str,
+        scope: str | None,
         active: frozenset[str],
         pointers: dict[str, int],
         now: datetime,
@@ -179,25 +296,42 @@ class Engine:
 
         results: list[PersonResult] = []
         for rid in sorted(records, key=lambda r: (records[r].modified_at or now, r)):
-            result = self._decide(
-                binding, records[rid], person_of[rid], timelines.get(person_of[rid], []), active, pointers,
-                last_written.get(rid, {}), now,
-            )  # fmt: skip
+            try:
+                result = self._decide(
+                    binding, records[rid], person_of[rid], timelines.get(person_of[rid], []), active,
+                    pointers, last_written.get(rid, {}), now,
+                )  # fmt: skip
+            except ConnectorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the run
+                reason = f"{type(exc).__name__}: {redact(str(exc))[:300]}"
+                log.warning("skipped %s %s %s: %s", crm, records[rid].object_type, rid, reason)
+                report.skipped.append((records[rid], reason))
+                continue
             if result.routing.pointer is not None:
                 pool, position = result.routing.pointer
                 pointers[pool] = position
             results.append(result)
 
         intents = [r.intent for r in results if r.intent is not None]
-        written = [] if report.dry_run or not intents else binding.adapter.apply(intents)
+        written: list[WriteResult] = []
+        if intents and not report.dry_run:
+            self._renew_leases()  # never write for a scope another run has taken over
+            self.store.journal_sending(report.run_id, intents)
+            written = binding.adapter.apply(intents)
         with self.store.transaction():
+            if not report.dry_run:
+                self._renew_leases()  # fences the commit: a lost lease rolls the page back
             for res in written:
                 self.store.record_write(report.run_id, res)
+            settled = [r.record for r in results if r.intent is None]
+            for record in settled:  # nothing left to write: an older parked write no longer applies
+                self.store.clear_failed_write(record.crm, record.object_type, record.record_id)
             for result in results:
                 self.store.save_decision(report.run_id, result.decision)
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
-            if page.cursor is not None:
+            if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         self._tally(report, results, written)
 
@@ -205,7 +339,9 @@ class Engine:
         failed = {w.intent.record_id for w in written if not w.ok}
         report.failures += [w for w in written if not w.ok]
         report.counts["written"] += sum(1 for w in written if w.ok)
-        report.counts["failed"] += len(failed)
+        report.counts["failed"] += sum(1 for w in written if not w.ok and not w.gone)
+        report.counts["gone"] += sum(1 for w in written if w.gone)
+        report.counts["skipped"] = len(report.skipped)
         report.counts["evaluated"] += len(results)
         for result in results:
             decision = result.decision

@@ -126,9 +126,14 @@ class WriteIntent:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """The CRM's answer for one intent. `error` is the CRM's own message when it refused."""
+    """The CRM's answer for one intent. `error` is the CRM's own message when it refused.
+
+    `gone` says the record no longer exists (deleted or merged away between read and write): there
+    is nothing to retry, so it is audited and not parked.
+    """
 
     intent: WriteIntent
     ok: bool
     error: str | None = None
     retryable: bool = False
+    gone: bool = False

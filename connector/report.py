@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -104,9 +105,26 @@ def print_summary(console: Console, report: RunReport) -> None:
             t.add_row(name, str(n))
         console.print(t)
     for failure in report.failures:
+        what = "gone (deleted or merged in the CRM, not retried)" if failure.gone else "failed"
         console.print(
-            f"[red]failed[/red] {failure.intent.crm} {failure.intent.record_id}: {failure.error}", markup=True
+            f"{what} {failure.intent.crm} {failure.intent.record_id}: {failure.error}",
+            markup=False,
+            style=None if failure.gone else "red",
         )
+    for record, reason in report.skipped:
+        console.print(
+            f"skipped {record.crm} {record.object_type} {record.record_id} (bad data): {reason}",
+            markup=False,
+            style="yellow",
+        )
+    recovered = {k.removeprefix("recovered_"): n for k, n in c.items() if k.startswith("recovered_")}
+    if recovered:
+        console.print(
+            "Settled writes an interrupted run left unconfirmed: "
+            + ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(recovered.items()))
+        )
+    if c["retried"]:
+        console.print(f"Retried {c['retried']} parked write(s) that were due.")
 
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:
@@ -188,15 +206,20 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
     }
 
 
-def print_status(console: Console, store: StateStore) -> None:
+def print_status(console: Console, store: StateStore, *, now: datetime | None = None) -> None:
+    """Last runs, cursors, leases, people per stage and parked failures, as tables people read."""
+    now = now or datetime.now(UTC)
+    console.print(f"State database: {store.url} (schema version {store.schema_version()})")
     runs = Table(title="Recent runs")
-    for col in ("run", "command", "started (UTC)", "status", "written", "failed", "error"):
+    for col in ("run", "command", "started (UTC)", "took", "status", "written", "failed", "error"):
         runs.add_column(col, overflow="fold")
     for r in store.runs(10):
+        took = f"{(r.finished_at - r.started_at).total_seconds():.1f}s" if r.finished_at else "-"
         runs.add_row(
             r.id,
             r.command,
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            took,
             r.status,
             str(r.counts.get("written", 0)),
             str(r.counts.get("failed", 0)),
@@ -204,11 +227,29 @@ def print_status(console: Console, store: StateStore) -> None:
         )
     console.print(runs)
     cursors = Table(title="Cursors")
-    cursors.add_column("scope")
-    cursors.add_column("value")
-    for scope, value in sorted(store.cursors().items()):
-        cursors.add_row(scope, value)
+    for col in ("scope", "value", "updated (UTC)"):
+        cursors.add_column(col)
+    for scope, value, updated in store.cursor_rows():
+        cursors.add_row(scope, value, f"{updated:%Y-%m-%d %H:%M:%S}")
     console.print(cursors)
+    leases = store.leases()
+    if leases:
+        t = Table(title="Leases (one writer per scope)")
+        for col in ("scope", "holder", "run", "since (UTC)", "expires (UTC)", "state"):
+            t.add_column(col, overflow="fold")
+        for lease in leases:
+            state = "expired (free to take over)" if lease.expires_at <= now else "held"
+            t.add_row(
+                lease.scope,
+                lease.holder,
+                lease.run_id or "-",
+                f"{lease.acquired_at:%Y-%m-%d %H:%M:%S}",
+                f"{lease.expires_at:%Y-%m-%d %H:%M:%S}",
+                state,
+            )
+        console.print(t)
+    else:
+        console.print("No leases held: no run is writing.")
     stages = Table(title="People by last decided stage")
     stages.add_column("stage")
     stages.add_column("people", justify="right")
@@ -220,8 +261,13 @@ def print_status(console: Console, store: StateStore) -> None:
         console.print("No parked write failures.")
         return
     t = Table(title="Parked write failures")
-    for col in ("crm", "record", "changes", "attempts", "error"):
+    for col in ("crm", "record", "changes", "tries", "next try (UTC)", "CRM's reason"):
         t.add_column(col, overflow="fold")
     for f in failed:
-        t.add_row(f.crm, f.record_id, str(f.changes), str(f.attempts), f.error)
+        if f.next_attempt_at is None:
+            nxt = "parked: run retry-failed"
+        else:
+            nxt = f"{f.next_attempt_at:%Y-%m-%d %H:%M}" + (" (due)" if f.next_attempt_at <= now else "")
+        changes = ", ".join(f"{k}={v}" for k, v in sorted(f.changes.items()))
+        t.add_row(f.crm, f"{f.object_type} {f.record_id}", changes, str(f.attempts), nxt, f.error)
     console.print(t)

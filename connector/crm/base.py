@@ -47,6 +47,14 @@ class CrmAdapter(Protocol):
         """One record by email or CRM id, for `explain`."""
         ...
 
+    def read(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
+        """Records by CRM id, as a feed would return them; ids the CRM no longer has are absent.
+
+        The engine re-reads records to settle writes a crashed run left unconfirmed and to retry
+        parked writes, neither of which a change feed would bring back.
+        """
+        ...
+
     def activities_for(self, records: Sequence[CrmRecord]) -> list[SourceActivity]:
         """Activities read alongside records (engagements, date properties), for `explain`."""
         ...

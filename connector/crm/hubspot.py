@@ -55,6 +55,7 @@ SEARCH_PAGE = 200  # documented maximum per search page
 BATCH_LIMIT = 100  # batch read / update inputs
 ASSOC_BATCH_LIMIT = 1_000  # associations v4 batch read inputs
 EVENTS_PAGE = 100
+NOT_FOUND = "OBJECT_NOT_FOUND"  # the 207 error category for ids that were deleted or merged away
 OBJECT = "contacts"
 
 
@@ -426,6 +427,11 @@ class HubSpotAdapter:
             return None
         return found[0] if found else None
 
+    def read(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
+        if object_type != OBJECT:
+            raise FatalError(f"the HubSpot adapter reads {OBJECT}, not {object_type}")
+        return self.read_contacts(ids)
+
     def read_contacts(self, ids: Sequence[str], *, by_email: bool = False) -> list[CrmRecord]:
         """Batch read (100 per call). Ids HubSpot does not know are simply absent from the result."""
         out: list[CrmRecord] = []
@@ -619,7 +625,9 @@ class HubSpotAdapter:
         results = []
         for intent in chunk:
             if intent.record_id in by_id:
-                results.append(WriteResult(intent=intent, ok=False, error=by_id[intent.record_id]))
+                message = by_id[intent.record_id]
+                gone = message.startswith(NOT_FOUND + ":")
+                results.append(WriteResult(intent=intent, ok=False, error=message, gone=gone))
             elif general and not _written(response, intent.record_id):
                 results.append(WriteResult(intent=intent, ok=False, error=general[0]))
             else:

@@ -610,6 +610,7 @@ class StateStore:
         write): nothing to retry, so it is audited and not parked.
         """
         intent = result.intent
+        gone = gone or result.gone
         now = self.clock()
         outcome = WRITTEN if result.ok else (GONE if gone else FAILED)
         with self._c() as c:
