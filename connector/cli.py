@@ -315,8 +315,15 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         err.print(
-            f"internal error: {type(exc).__name__}: {redact(str(exc))} "
+            f"internal error: {type(exc).__name__}: {redact(_first_line(exc))} "
             "(rerun with --log-level DEBUG for details and report it)",
             markup=False,
         )
         sys.exit(ExitCode.FATAL)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an unexpected error: database errors append the SQL and its parameters (which
+    can hold personal data) on later lines; those go to the DEBUG log only."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""

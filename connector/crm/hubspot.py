@@ -202,11 +202,11 @@ class HubSpotAdapter:
         self.timeout = timeout
         self.calls = 0
         # The SDK builds a new ApiClient + connection pool on every attribute access: build once.
-        self._search = client.crm.contacts.search_api
-        self._batch = client.crm.contacts.batch_api
-        self._owners = client.crm.owners.owners_api
-        self._assoc = client.crm.associations.v4.batch_api
-        self._events = client.events.events_api
+        self._search = _guard_json(client.crm.contacts.search_api)
+        self._batch = _guard_json(client.crm.contacts.batch_api)
+        self._owners = _guard_json(client.crm.owners.owners_api)
+        self._assoc = _guard_json(client.crm.associations.v4.batch_api)
+        self._events = _guard_json(client.events.events_api)
         self._engagement_batch: dict[str, Any] = {}
         self._client = client
 
@@ -578,7 +578,7 @@ class HubSpotAdapter:
     ) -> dict[str, dict[str, str | None]]:
         api = self._engagement_batch.get(object_type)
         if api is None:
-            api = getattr(self._client.crm.objects, object_type).batch_api
+            api = _guard_json(getattr(self._client.crm.objects, object_type).batch_api)
             self._engagement_batch[object_type] = api
         out: dict[str, dict[str, str | None]] = {}
         for chunk in _chunks(list(ids), BATCH_LIMIT):
@@ -633,6 +633,33 @@ class HubSpotAdapter:
             else:
                 results.append(WriteResult(intent=intent, ok=True))
         return results
+
+
+def _guard_json(api: T) -> T:
+    """Make a 2xx answer whose body is not valid JSON fail as a transport error (retried).
+
+    The SDK falls back to the raw text when `json.loads` fails and then builds an empty model
+    from it: a truncated search page would read as "no more contacts" and a garbled owners page as
+    "no owners", silently. Checked on the SDK's REST client, below deserialisation.
+    """
+    rest = api.api_client.rest_client  # type: ignore[attr-defined]
+    original = rest.request
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        response = original(*args, **kwargs)
+        data = getattr(response, "data", None)
+        if kwargs.get("_preload_content", True) and data:
+            try:
+                json.loads(data)
+            except ValueError:
+                raise urllib3.exceptions.ProtocolError(
+                    f"HubSpot answered {getattr(response, 'status', '?')} with a body that is not valid JSON "
+                    f"({len(data)} bytes; truncated or garbled)"
+                ) from None
+        return response
+
+    rest.request = request
+    return api
 
 
 def _failed_ids(response: Any) -> list[tuple[list[str], str]]:

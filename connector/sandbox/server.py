@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -35,6 +35,12 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
     def log(self, type: str, message: str, *args: Any) -> None:
         return None
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # a connection the emulator reset on purpose (a "reset" breakage)
+            self.close_connection = True
 
 
 class ServerThread:
@@ -123,8 +129,48 @@ class ForcedResponse:
         return path.startswith(self.path_prefix) and self.method in (None, method.upper())
 
 
+_Q = TypeVar("_Q", "Breakage", "Hook")
+BreakageKind = Literal["reset", "reset_after", "truncate", "invalid_json", "stall"]
+
+
+@dataclass
+class Breakage:
+    """A transport-level failure for the next `times` matching requests.
+
+    * `reset`: the connection is reset before the request is handled (nothing happened);
+    * `reset_after`: the request is handled (a write is applied) and then the connection is reset,
+      so the client never learns the outcome — the case a write journal exists for;
+    * `truncate`: the answer is cut in half (valid status and headers, broken JSON);
+    * `invalid_json`: a 200 whose body is not JSON at all (a misbehaving proxy or gateway);
+    * `stall`: the answer waits up to `seconds` (until `Faults.clear()`), so a client times out.
+    """
+
+    kind: BreakageKind
+    path_prefix: str = ""
+    method: str | None = None
+    times: int = 1
+    seconds: float = 5.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path_prefix) and self.method in (None, method.upper())
+
+
+@dataclass
+class Hook:
+    """A callback run before the next `times` matching requests are handled (e.g. delete a record
+    between the connector's read and its write). It receives the request's JSON body (or None)."""
+
+    fn: Callable[[Any], None]
+    path_prefix: str = ""
+    method: str | None = None
+    times: int = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path_prefix) and self.method in (None, method.upper())
+
+
 class Faults:
-    """Thread-safe fault knobs: latency per request and a FIFO queue of forced responses.
+    """Thread-safe fault knobs: latency per request, forced responses, transport breakages, hooks.
 
     Latency is `latency` seconds for every request plus `latency_by_prefix[prefix]` for matching
     paths (the longest matching prefix wins), slept through `sleep` so tests can record it instead.
@@ -135,7 +181,38 @@ class Faults:
         self.latency_by_prefix: dict[str, float] = {}
         self._sleep = sleep
         self._queue: list[ForcedResponse] = []
+        self._breakages: list[Breakage] = []
+        self._hooks: list[Hook] = []
+        self._released = threading.Event()
         self._lock = threading.Lock()
+
+    def breakage(self, breakage: Breakage) -> None:
+        with self._lock:
+            self._breakages.append(breakage)
+
+    def take_breakage(self, method: str, path: str) -> Breakage | None:
+        return self._take(self._breakages, method, path)
+
+    def hook(self, hook: Hook) -> None:
+        with self._lock:
+            self._hooks.append(hook)
+
+    def take_hook(self, method: str, path: str) -> Hook | None:
+        return self._take(self._hooks, method, path)
+
+    def _take(self, queue: list[_Q], method: str, path: str) -> _Q | None:
+        with self._lock:
+            for item in queue:
+                if item.matches(method, path):
+                    item.times -= 1
+                    if item.times <= 0:
+                        queue.remove(item)
+                    return item
+        return None
+
+    def stall(self, seconds: float) -> None:
+        """Hold an answer back (a real wait, ended early by `clear()`)."""
+        self._released.wait(seconds)
 
     def force(self, response: ForcedResponse) -> None:
         """Queue a forced response; queued ones are consumed in order, first match wins."""
@@ -153,15 +230,19 @@ class Faults:
                     return forced
         return None
 
-    def pending(self) -> list[ForcedResponse]:
-        """Forced responses not yet used up (a test can assert every declared fault fired)."""
+    def pending(self) -> list[ForcedResponse | Breakage | Hook]:
+        """Faults not yet used up (a test can assert every declared fault fired)."""
         with self._lock:
-            return list(self._queue)
+            return [*self._queue, *self._breakages, *self._hooks]
 
     def clear(self) -> None:
-        """Drop queued faults and latency (between tests sharing one server)."""
+        """Drop queued faults and latency, and release stalled answers (between tests)."""
         with self._lock:
             self._queue.clear()
+            self._breakages.clear()
+            self._hooks.clear()
+        self._released.set()
+        self._released = threading.Event()
         self.latency = 0.0
         self.latency_by_prefix = {}
 

@@ -87,7 +87,7 @@ identities = Table(
 activities = Table(
     "activities",
     metadata,
-    Column("source", String(40), primary_key=True),
+    Column("source", String(200), primary_key=True),
     Column("source_id", String(200), primary_key=True),
     Column("person_id", String(40), nullable=False),
     Column("type", String(60), nullable=False),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Connection, DateTime, Index, Integer, MetaData, String, Table, Text, text
 
-DESCRIPTION = "leases per scope, write journal (crash recovery), retry schedule for failed writes"
+DESCRIPTION = (
+    "leases per scope, write journal (crash recovery), retry schedule for failed writes, "
+    "longer activity source names"
+)
 
 
 def upgrade(conn: Connection) -> None:
@@ -45,5 +48,9 @@ def upgrade(conn: Connection) -> None:
     true = "true" if conn.dialect.name == "postgresql" else "1"
     conn.execute(text(f"ALTER TABLE failed_writes ADD COLUMN next_attempt_at {timestamp}"))
     conn.execute(text(f"ALTER TABLE failed_writes ADD COLUMN retryable BOOLEAN DEFAULT {true} NOT NULL"))
+    # Step 1 sized activity sources at 40 characters, but "hubspot:property:<property name>" is
+    # longer for many properties; SQLite never enforced the size, PostgreSQL refuses the insert.
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE activities ALTER COLUMN source TYPE VARCHAR(200)"))
     # Failures parked before this step are due at the next run, like fresh ones.
     conn.execute(text("UPDATE failed_writes SET next_attempt_at = last_failed_at"))
