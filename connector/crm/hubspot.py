@@ -67,7 +67,7 @@ def parse_hs_time(value: str | None) -> datetime | None:
         if value.isdigit():
             return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # garbage, or an epoch past year 9999
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

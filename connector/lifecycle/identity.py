@@ -11,6 +11,8 @@ from __future__ import annotations
 # Characters that are invisible but not `str.isspace()`: they arrive via copy-paste from web pages
 # and spreadsheets and would otherwise make two equal addresses differ.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+MAX_EMAIL_LENGTH = 254
+"""The longest address SMTP can carry (RFC 5321 path limit); anything longer is not an address."""
 
 
 def normalize_email(raw: str | None) -> str | None:
@@ -18,12 +20,15 @@ def normalize_email(raw: str | None) -> str | None:
 
     Strips surrounding whitespace (unicode included) and invisible characters, then casefolds. A
     value is rejected unless it has exactly one "@" with a non-empty local part and domain and no
-    whitespace inside — a merge key must never be a guess.
+    whitespace or control characters inside, and no more than 254 characters — a merge key must
+    never be a guess.
     """
     if raw is None:
         return None
     text = raw.strip().strip(_INVISIBLE).strip().casefold()
-    if not text or text.count("@") != 1 or any(char.isspace() for char in text):
+    if not text or len(text) > MAX_EMAIL_LENGTH or text.count("@") != 1:
+        return None
+    if any(char.isspace() or not char.isprintable() for char in text):
         return None
     local, domain = text.split("@")
     if not local or not domain:

@@ -420,6 +420,8 @@ class StateStore:
         normalised email, so one human has one timeline across CRMs.
         """
         email = _clean(email)
+        if email is not None and len(email) > t.persons.c.email.type.length:  # type: ignore[attr-defined]
+            email = None  # not an address (the identity rules reject these); never a database error
         with self._c() as c:
             ident = t.identities.c
             pid = c.execute(
