@@ -194,6 +194,7 @@ class Engine:
             self._leases.append(
                 self.store.acquire_lease(scope, self.holder, ttl=self.lease_ttl, run_id=run_id)
             )
+            log.debug("lease on %s taken by %s for run %s", scope, self.holder, run_id)
 
     def _renew_leases(self) -> None:
         for lease in self._leases:
@@ -333,6 +334,10 @@ class Engine:
                 self.store.set_pointer(pool, position)
             if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
+        log.debug(
+            "page committed: %s %d records, %d writes, cursor %s=%s",
+            crm, len(records), len(written), scope, page.cursor,
+        )  # fmt: skip
         self._tally(report, results, written)
 
     def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:

@@ -118,6 +118,16 @@ class HubSpotHarness:
     def server_error(self, role: str, *, times: int, status: int = 503) -> None:
         self.emulator.fail(status, times=times, **self._where(role))
 
+    def server_error_echoing(self, role: str, text: str) -> None:
+        """A 500 whose error body quotes `text` back (as some gateways echo request headers)."""
+        body = {"status": "error", "message": text, "correlationId": "x", "category": "INTERNAL_ERROR"}
+        self.emulator.fail(500, times=1, body=body, **self._where(role))
+
+    def use_token(self, token: str) -> None:
+        with self.store.lock:
+            self.store.access_token = token
+        self.token = token
+
     def break_transport(self, role: str, kind: str, *, times: int = 1) -> None:
         self.emulator.break_transport(kind, times=times, seconds=3.0, **self._where(role))  # type: ignore[arg-type]
 
