@@ -34,7 +34,7 @@ from connector.crm.base import CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld
 from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.identity import email_domain, normalize_email
-from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
+from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
 from connector.lifecycle.rules import CriteriaEvaluator
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
@@ -126,6 +126,8 @@ class Engine:
         self.accounts: dict[Crm, str] = dict(accounts or {})
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._leases: list[Lease] = []
+        self._refused_owner: dict[tuple[str, str, str], str] = {}
+        self._held: dict[tuple[str, str, str], dict[str, str]] = {}
         self.crms: dict[Crm, CrmBinding] = {}
         for crm, adapter in adapters.items():
             crm_map = mappings.crms.get(crm)
@@ -164,6 +166,8 @@ class Engine:
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
+            self._refused_owner = self._parked_owners()
+            self._held = {} if command == "retry-failed" else self._not_yet_due(now)
             try:
                 if not dry_run:
                     self._acquire_leases(report.run_id)
@@ -186,6 +190,35 @@ class Engine:
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
         return report
+
+    def _note_refused_owner(self, result: WriteResult, binding: CrmBinding) -> None:
+        intent = result.intent
+        key = _key(intent)
+        if not result.ok and not result.gone:
+            self._held[key] = dict(intent.changes)
+        else:
+            self._held.pop(key, None)
+        owner_prop = binding.fields.owner_property
+        if not result.ok and not result.gone and owner_prop and owner_prop in intent.changes:
+            self._refused_owner[key] = intent.changes[owner_prop]
+        else:
+            self._refused_owner.pop(key, None)
+
+    def _not_yet_due(self, now: datetime) -> dict[tuple[str, str, str], dict[str, str]]:
+        return {
+            (f.crm, f.object_type, f.record_id): f.changes
+            for f in self.store.failed_writes()
+            if f.next_attempt_at is None or f.next_attempt_at > now
+        }
+
+    def _parked_owners(self) -> dict[tuple[str, str, str], str]:
+        out = {}
+        for parked in self.store.failed_writes():
+            binding = self.crms.get(parked.crm)  # type: ignore[call-overload]
+            owner_prop = binding.fields.owner_property if binding else None
+            if owner_prop and owner_prop in parked.changes:
+                out[(parked.crm, parked.object_type, parked.record_id)] = parked.changes[owner_prop]
+        return out
 
     # ------------------------------------------------------------------ leases and recovery
 
@@ -314,7 +347,14 @@ class Engine:
                 pointers[pool] = position
             results.append(result)
 
-        intents = [r.intent for r in results if r.intent is not None]
+        # A write the CRM refused is not sent again before it is due: not later in the same run
+        # (a record comes back with every feed that mentions it), not while its backoff runs, not
+        # once parked. A different write for the record (the criteria or the CRM moved on) goes.
+        intents = [
+            r.intent
+            for r in results
+            if r.intent is not None and self._held.get(_key(r.intent)) != r.intent.changes
+        ]
         written: list[WriteResult] = []
         if intents and not report.dry_run:
             self._renew_leases()  # never write for a scope another run has taken over
@@ -325,6 +365,7 @@ class Engine:
                 self._renew_leases()  # fences the commit: a lost lease rolls the page back
             for res in written:
                 self.store.record_write(report.run_id, res)
+                self._note_refused_owner(res, binding)
             settled = [r.record for r in results if r.intent is None]
             for record in settled:  # nothing left to write: an older parked write no longer applies
                 self.store.clear_failed_write(record.crm, record.object_type, record.record_id)
@@ -419,6 +460,7 @@ class Engine:
             when=self.routing_when,
             context=context,
         )
+        outcome = self._keep_refused_choice(record, outcome, active)
         decision = dataclasses.replace(decision, owner_id=outcome.owner_id, owner_reason=outcome.reason)
         intent = plan_write(
             crm=record.crm,
@@ -440,6 +482,32 @@ class Engine:
             routing=outcome,
             intent=intent,
             previous_stage=current,
+        )
+
+    def _keep_refused_choice(
+        self, record: CrmRecord, outcome: RoutingOutcome, active: frozenset[str]
+    ) -> RoutingOutcome:
+        """Re-offer a parked write's round-robin owner instead of taking another turn.
+
+        The pool's pointer moved when that owner was first chosen; choosing again on retry would
+        skip a rep and hand the person to someone else than an uninterrupted run would have.
+        """
+        attempted = self._refused_owner.get((record.crm, record.object_type, record.record_id))
+        if attempted is None or outcome.pointer is None or outcome.pool is None:
+            return outcome
+        if attempted == outcome.owner_id:
+            return dataclasses.replace(outcome, pointer=None)  # the turn was taken the first time
+        routing = self.mappings.routing
+        pool = routing.pools.get(outcome.pool)
+        members = {rep_owner_id(routing.reps[m], record.crm): m for m in pool.members} if pool else {}
+        if attempted not in active or attempted not in members:
+            return outcome
+        return dataclasses.replace(
+            outcome,
+            owner_id=attempted,
+            rep=members[attempted],
+            pointer=None,
+            reason=f"{outcome.reason}; kept {members[attempted]}, chosen before the CRM refused the write",
         )
 
     # ------------------------------------------------------------------ explain
@@ -472,6 +540,10 @@ class Engine:
             if record_crm == crm:
                 return self.crms[crm].adapter.find(record_id)
         return None
+
+
+def _key(intent: WriteIntent) -> tuple[str, str, str]:
+    return (intent.crm, intent.object_type, intent.record_id)
 
 
 def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:

@@ -53,6 +53,8 @@ class CrmHarness(Protocol):
     def exhaust_daily_limit(self, role: str) -> None: ...
     def delete_before_write(self, record_id: str, *, merged_into: str | None = None) -> None: ...
     def clear_faults(self) -> None: ...
+    def remove_option(self, prop: str, value: str) -> None: ...
+    def restore_options(self, prop: str) -> None: ...
     def record_ids(self) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -123,6 +125,17 @@ class HubSpotHarness:
         body = {"status": "error", "message": text, "correlationId": "x", "category": "INTERNAL_ERROR"}
         self.emulator.fail(500, times=1, body=body, **self._where(role))
 
+    def remove_option(self, prop: str, value: str) -> None:
+        """An admin deletes a picklist option: writes of that value are now refused per record."""
+        with self.store.lock:
+            definition = self.store.properties["contacts"][prop]
+            self._removed = [o for o in definition["options"] if o["value"] == value]
+            definition["options"] = [o for o in definition["options"] if o["value"] != value]
+
+    def restore_options(self, prop: str) -> None:
+        with self.store.lock:
+            self.store.properties["contacts"][prop]["options"] += self._removed
+
     def use_token(self, token: str) -> None:
         with self.store.lock:
             self.store.access_token = token
@@ -185,6 +198,7 @@ class Runner:
 
     def __post_init__(self) -> None:
         import connector.crm.factory as factory
+        from connector import cli
 
         def policy(settings: Any) -> RetryPolicy:
             return RetryPolicy(
@@ -192,6 +206,7 @@ class Runner:
             )
 
         self.monkeypatch.setattr(factory, "retry_policy", policy)
+        self.monkeypatch.setattr(cli.out, "width", 200)  # tables unfolded, so assertions read them
         self.monkeypatch.setenv("CONNECTOR_STATE_URL", self.state_url)
         self.monkeypatch.setenv("CONNECTOR_MAPPINGS_DIR", str(REPO / "mappings"))
         for name, value in {**self.harness.env(), **self.extra_env}.items():
