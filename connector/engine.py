@@ -319,9 +319,18 @@ class Engine:
         assert report.run_id is not None
         binding = self.crms[crm]
         records = {r.record_id: r for r in page.records}
-        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        with self.store.transaction():  # one commit for the page's identities and timeline
+            person_of: dict[str, str] = {}
+            for object_type in sorted({r.object_type for r in records.values()}):
+                keys = [
+                    (rid, normalize_email(r.email))
+                    for rid, r in records.items()
+                    if r.object_type == object_type
+                ]
+                person_of.update(self.store.resolve_persons(crm, object_type, keys))
+            added = self.store.add_activities(_to_timeline(page.activities, person_of))
         report.counts["records_read"] += len(records)
-        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
+        report.counts["activities_new"] += added
         timelines = self.store.timelines(sorted(set(person_of.values())))
         last_written: dict[str, dict[str, str | None]] = {}
         for object_type in {r.object_type for r in records.values()}:
@@ -366,11 +375,9 @@ class Engine:
             for res in written:
                 self.store.record_write(report.run_id, res)
                 self._note_refused_owner(res, binding)
-            settled = [r.record for r in results if r.intent is None]
-            for record in settled:  # nothing left to write: an older parked write no longer applies
-                self.store.clear_failed_write(record.crm, record.object_type, record.record_id)
-            for result in results:
-                self.store.save_decision(report.run_id, result.decision)
+            # Nothing left to write for these: an older parked write no longer applies.
+            self.store.clear_failed_writes([r.record for r in results if r.intent is None])
+            self.store.save_decisions(report.run_id, [r.decision for r in results])
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
             if scope is not None and page.cursor is not None:

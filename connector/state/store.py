@@ -48,7 +48,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld, LeaseLost, SchemaBehind
-from connector.model import Activity, Crm, Decision, WriteIntent, WriteResult
+from connector.model import Activity, Crm, CrmRecord, Decision, WriteIntent, WriteResult
 from connector.state import migrations
 from connector.state import schema as t
 
@@ -450,6 +450,84 @@ class StateStore:
             )
             return str(pid)
 
+    def resolve_persons(
+        self, crm: Crm, object_type: str, records: Sequence[tuple[str, str | None]]
+    ) -> dict[str, str]:
+        """`resolve_person` for a page of (record id, normalised email): record id -> person id.
+
+        Same rules, a handful of statements instead of several per record: known records in one
+        query, new ones joined to people with the same email in another, the rest created in bulk.
+        """
+        limit = t.persons.c.email.type.length  # type: ignore[attr-defined]
+        wanted: dict[str, str | None] = {}
+        for rid, email in records:
+            cleaned = _clean(email)
+            wanted[rid] = cleaned if cleaned is not None and len(cleaned) <= limit else None
+        ident = t.identities.c
+        out: dict[str, str] = {}
+        with self._c() as c:
+            for chunk in _chunks(list(wanted), 500):
+                rows = c.execute(
+                    select(ident.record_id, ident.person_id).where(
+                        ident.crm == crm, ident.object_type == object_type, ident.record_id.in_(chunk)
+                    )
+                )
+                out.update({r.record_id: r.person_id for r in rows})
+            self._refresh_emails(
+                c, {out[rid]: email for rid, email in wanted.items() if rid in out and email}
+            )
+            new = {rid: email for rid, email in wanted.items() if rid not in out}
+            if not new:
+                return out
+            by_email: dict[str, str] = {}
+            emails = sorted({e for e in new.values() if e})
+            for chunk in _chunks(emails, 500):
+                for r in c.execute(
+                    select(t.persons.c.id, t.persons.c.email).where(t.persons.c.email.in_(chunk))
+                ):
+                    by_email.setdefault(r.email, r.id)
+            people: list[dict[str, Any]] = []
+            links: list[dict[str, Any]] = []
+            now = self.clock()
+            for rid, email in new.items():
+                pid = by_email.get(email) if email else None
+                if pid is None:
+                    pid = "p_" + uuid.uuid4().hex[:20]
+                    people.append({"id": pid, "email": email, "created_at": now})
+                    if email:
+                        by_email[email] = pid
+                out[rid] = pid
+                links.append({"crm": crm, "object_type": object_type, "record_id": rid, "person_id": pid})
+            for chunk in _chunks(people, 500):
+                c.execute(insert(t.persons), chunk)
+            for chunk in _chunks(links, 500):
+                c.execute(_dialect_insert(c, t.identities).values(chunk).on_conflict_do_nothing())
+            # Another run may have linked some of these records first: its link is the one kept.
+            for chunk in _chunks(list(new), 500):
+                rows = c.execute(
+                    select(ident.record_id, ident.person_id).where(
+                        ident.crm == crm, ident.object_type == object_type, ident.record_id.in_(chunk)
+                    )
+                )
+                out.update({r.record_id: r.person_id for r in rows})
+        return out
+
+    def _refresh_emails(self, c: Connection, emails: Mapping[str, str]) -> None:
+        """Keep a person's email current when their CRM record's email changed."""
+        stored: dict[str, str | None] = {}
+        for chunk in _chunks(sorted(emails), 500):
+            stored.update(
+                {
+                    r.id: r.email
+                    for r in c.execute(
+                        select(t.persons.c.id, t.persons.c.email).where(t.persons.c.id.in_(chunk))
+                    )
+                }
+            )
+        for pid, email in emails.items():
+            if pid in stored and stored[pid] != email:
+                c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
+
     def find_person(self, key: str) -> str | None:
         """A person by id, normalised email or any CRM record id."""
         with self._c() as c:
@@ -477,14 +555,25 @@ class StateStore:
     # ------------------------------------------------------------------ timeline
 
     def add_activities(self, items: Iterable[Activity]) -> int:
-        """Append activities not seen before (by source + source_id). Returns how many were new."""
+        """Append activities not seen before (by source + source_id). Returns how many were new.
+
+        Activities whose keys do not fit the columns (an absurdly long id from a CRM) are dropped
+        with a warning rather than failing the page.
+        """
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in items:
+            if len(item.source) > 200 or len(item.source_id) > 200 or len(item.type) > 60:
+                log.warning("dropped an activity with an oversized key from %s", item.source[:60])
+                continue
+            row = asdict(item)
+            row["url"] = _clean(item.url)
+            row["name"] = _clean(item.name)
+            rows[(item.source, item.source_id)] = row
         added = 0
         with self._c() as c:
-            for item in items:
-                row = asdict(item)
-                row["url"] = _clean(item.url)
-                row["name"] = _clean(item.name)
-                added += _insert_ignore(c, t.activities, **row)
+            for chunk in _chunks(list(rows.values()), 500):
+                stmt = _dialect_insert(c, t.activities).values(chunk).on_conflict_do_nothing()
+                added += len(c.execute(stmt.returning(*t.activities.primary_key.columns)).all())
         return added
 
     def timelines(self, person_ids: Sequence[str]) -> dict[str, list[Activity]]:
@@ -513,7 +602,19 @@ class StateStore:
     # ------------------------------------------------------------------ decisions
 
     def save_decision(self, run_id: str, decision: Decision) -> None:
-        row = {
+        self.save_decisions(run_id, [decision])
+
+    def save_decisions(self, run_id: str, decisions: Sequence[Decision]) -> None:
+        """Upsert the latest decision per person, a page at a time (one statement per 200)."""
+        rows = {d.person_id: self._decision_row(run_id, d) for d in decisions}  # last one per person wins
+        with self._c() as c:
+            for chunk in _chunks(list(rows.values()), 200):
+                _upsert_many(c, t.decisions, ["person_id"], chunk)
+
+    @staticmethod
+    def _decision_row(run_id: str, decision: Decision) -> dict[str, Any]:
+        return {
+            "person_id": decision.person_id,
             "run_id": run_id,
             "evaluated_at": decision.evaluated_at,
             "criteria_version": decision.criteria_version,
@@ -529,8 +630,6 @@ class StateStore:
             "signals_json": json.dumps(decision.signals, sort_keys=True),
             "trace_json": json.dumps([asdict(tr) for tr in decision.trace], default=str),
         }
-        with self._c() as c:
-            _upsert(c, t.decisions, {"person_id": decision.person_id}, row)
 
     def decision(self, person_id: str) -> StoredDecision | None:
         with self._c() as c:
@@ -789,6 +888,25 @@ class StateStore:
             query = query.where(f.next_attempt_at.is_not(None), f.next_attempt_at <= self.clock())
         with self._c() as c:
             return [_failed(r) for r in c.execute(query)]
+
+    def clear_failed_writes(self, records: Sequence[CrmRecord]) -> int:
+        """Drop parked writes of these records (evaluated again with nothing left to write)."""
+        f = t.failed_writes.c
+        cleared = 0
+        keys = sorted({(r.crm, r.object_type, r.record_id) for r in records})
+        with self._c() as c:
+            for crm, object_type in sorted({(k[0], k[1]) for k in keys}):
+                ids = [k[2] for k in keys if k[:2] == (crm, object_type)]
+                for chunk in _chunks(ids, 500):
+                    cleared += int(
+                        c.execute(
+                            delete(t.failed_writes).where(
+                                f.crm == crm, f.object_type == object_type, f.record_id.in_(chunk)
+                            )
+                        ).rowcount
+                        or 0
+                    )
+        return cleared
 
     def clear_failed_write(self, crm: str, object_type: str, record_id: str) -> bool:
         """Drop a parked write that no longer applies (the CRM already shows the value, or the
@@ -1108,6 +1226,17 @@ def _upsert(
     c.execute(stmt)
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def _upsert_many(c: Connection, table: Table, key: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or update many rows (distinct keys) in one statement."""
+    if not rows:
+        return
+    stmt = _dialect_insert(c, table).values(list(rows))
+    columns = [name for name in rows[0] if name not in key]
+    c.execute(
+        stmt.on_conflict_do_update(index_elements=list(key), set_={n: stmt.excluded[n] for n in columns})
+    )
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
