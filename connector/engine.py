@@ -224,9 +224,16 @@ class Engine:
 
     def _acquire_leases(self, run_id: str) -> None:
         for scope in self.lease_scopes():
-            self._leases.append(
-                self.store.acquire_lease(scope, self.holder, ttl=self.lease_ttl, run_id=run_id)
-            )
+            try:
+                lease = self.store.acquire_lease(scope, self.holder, ttl=self.lease_ttl, run_id=run_id)
+            except LeaseHeld as held:
+                if not _dead_on_this_host(held.holder):
+                    raise
+                log.warning("taking over %s from %s, a process on this host that is gone", scope, held.holder)
+                lease = self.store.acquire_lease(
+                    scope, self.holder, ttl=self.lease_ttl, run_id=run_id, dead_holders=[held.holder]
+                )
+            self._leases.append(lease)
             log.debug("lease on %s taken by %s for run %s", scope, self.holder, run_id)
 
     def _renew_leases(self) -> None:
@@ -253,12 +260,18 @@ class Engine:
                 ids = sorted({e.record_id for e in entries if e.object_type == object_type})
                 for record in binding.adapter.read(object_type, ids):
                     current[(object_type, record.record_id)] = record
+            owner_prop = binding.fields.owner_property
             for entry in entries:
                 now_in_crm = current.get((entry.object_type, entry.record_id))
                 state = self.store.settle_interrupted(
                     entry, now_in_crm.owned if now_in_crm else None, run_id=report.run_id
                 )
                 report.counts[f"recovered_{state}"] += 1
+                if state == "not_applied" and owner_prop and owner_prop in entry.changes:
+                    # Its round-robin turn was taken (the pointer committed with the journal):
+                    # offer the same person the same owner again rather than a second turn.
+                    key = (entry.crm, entry.object_type, entry.record_id)
+                    self._refused_owner.setdefault(key, entry.changes[owner_prop])
             log.info("settled %d write(s) an interrupted run left unconfirmed", len(entries))
 
     def _retry_failed(self, report: RunReport, now: datetime, *, include_parked: bool) -> None:
@@ -367,7 +380,7 @@ class Engine:
         written: list[WriteResult] = []
         if intents and not report.dry_run:
             self._renew_leases()  # never write for a scope another run has taken over
-            self.store.journal_sending(report.run_id, intents)
+            self.store.journal_sending(report.run_id, intents, pointers=pointers)
             written = binding.adapter.apply(intents)
         with self.store.transaction():
             if not report.dry_run:
@@ -547,6 +560,25 @@ class Engine:
             if record_crm == crm:
                 return self.crms[crm].adapter.find(record_id)
         return None
+
+
+def _dead_on_this_host(holder: str) -> bool:
+    """True when `holder` ("host:pid") names a process on this host that no longer exists.
+
+    A lease's holder that crashed on the same machine (cron, a restarted worker) is then taken over
+    at once instead of after the lease expires. Containers have their own hostnames, so there the
+    expiry decides, as it must: a pid means nothing across machines.
+    """
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
 
 
 def _key(intent: WriteIntent) -> tuple[str, str, str]:

@@ -464,6 +464,18 @@ class HubSpotEmulator:
 
         self.faults.hook(Hook(locked, path_prefix, method, times))
 
+    def after(
+        self,
+        fn: Callable[[Any], None],
+        *,
+        path_prefix: str = "",
+        method: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Run `fn(json_body)` after the next `times` matching requests were handled (a write
+        applied) but before the answer is sent: the moment a client dies without learning of it."""
+        self.faults.hook(Hook(fn, path_prefix, method, times, after=True))
+
     def delete_contact(self, contact_id: str, *, merged_into: str | None = None) -> None:
         """Remove a contact as a user deleting it (or merging it into another) would.
 
@@ -482,7 +494,7 @@ class HubSpotEmulator:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         path = request.path.rstrip("/") or "/"
-        hook = self.faults.take_hook(request.method, path)
+        hook = self.faults.take_hook(request.method, path, after=False)
         if hook is not None:
             hook.fn(_parse_body(request)[0])
         broken = self.faults.take_breakage(request.method, path)
@@ -491,6 +503,9 @@ class HubSpotEmulator:
         if broken is not None and broken.kind == "reset":
             _reset(environ)
         reply = self._dispatch(request)
+        done = self.faults.take_hook(request.method, path, after=True)
+        if done is not None:
+            done.fn(_parse_body(request)[0])
         if broken is not None and broken.kind == "reset_after":
             _reset(environ)
         if isinstance(reply.body, bytes):  # a forced non-JSON answer, e.g. an edge proxy's HTML 502

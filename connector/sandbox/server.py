@@ -164,6 +164,8 @@ class Hook:
     path_prefix: str = ""
     method: str | None = None
     times: int = 1
+    after: bool = False
+    """Run after the request was handled, before the answer goes out."""
 
     def matches(self, method: str, path: str) -> bool:
         return path.startswith(self.path_prefix) and self.method in (None, method.upper())
@@ -197,16 +199,18 @@ class Faults:
         with self._lock:
             self._hooks.append(hook)
 
-    def take_hook(self, method: str, path: str) -> Hook | None:
-        return self._take(self._hooks, method, path)
+    def take_hook(self, method: str, path: str, *, after: bool = False) -> Hook | None:
+        return self._take([h for h in self._hooks if h.after == after], method, path, self._hooks)
 
-    def _take(self, queue: list[_Q], method: str, path: str) -> _Q | None:
+    def _take(self, queue: list[_Q], method: str, path: str, owner: list[_Q] | None = None) -> _Q | None:
+        """The first item of `queue` matching the request, consuming one of its `times` (and
+        removing it from `owner`, the list it lives in, once used up)."""
         with self._lock:
             for item in queue:
                 if item.matches(method, path):
                     item.times -= 1
                     if item.times <= 0:
-                        queue.remove(item)
+                        (owner if owner is not None else queue).remove(item)
                     return item
         return None
 

@@ -676,12 +676,16 @@ class StateStore:
                     out.setdefault(r.record_id, {})[r.property] = r.value
         return out
 
-    def journal_sending(self, run_id: str, intents: Sequence[WriteIntent]) -> None:
+    def journal_sending(
+        self, run_id: str, intents: Sequence[WriteIntent], *, pointers: Mapping[str, int] | None = None
+    ) -> None:
         """Record, durably, that these writes are about to be sent (call just before the CRM call).
 
         It commits on its own connection: the evidence must survive the page transaction rolling
-        back (or the process dying) after the CRM has applied the write. Inside `plan`'s rollback
-        scope nothing is sent, so nothing is journalled.
+        back (or the process dying) after the CRM has applied the write. The round-robin
+        `pointers` the page's choices moved commit with it: an owner written by a run that then
+        died has had its turn, whether or not the page ever commits. (A journalled owner that never
+        reached the CRM is offered to the same person again by the next run.)
         """
         now = self.clock()
         rows = [
@@ -703,6 +707,8 @@ class StateStore:
             return
         with self.engine.begin() as c:
             c.execute(insert(t.write_journal), rows)
+            for pool, position in (pointers or {}).items():
+                _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
 
     def record_write(self, run_id: str, result: WriteResult, *, gone: bool = False) -> None:
         """Audit one intent's outcome; remember written values; park, schedule or clear failures.
@@ -928,11 +934,18 @@ class StateStore:
     # ------------------------------------------------------------------ leases
 
     def acquire_lease(
-        self, scope: str, holder: str, *, ttl: timedelta = DEFAULT_LEASE_TTL, run_id: str | None = None
+        self,
+        scope: str,
+        holder: str,
+        *,
+        ttl: timedelta = DEFAULT_LEASE_TTL,
+        run_id: str | None = None,
+        dead_holders: Sequence[str] = (),
     ) -> Lease:
         """Take the lease on `scope`, or raise `LeaseHeld` naming who has it and until when.
 
-        Free, expired (its holder crashed or hung) and our own leases are taken; each takeover bumps
+        Free, expired (its holder crashed or hung) and our own leases are taken, and so is one held
+        by a holder in `dead_holders` (the caller checked that process is gone); each takeover bumps
         the generation, which is what stops a holder that wakes up late from renewing. Runs in its
         own committed transaction: a lease nobody else can see protects nothing.
         """
@@ -951,7 +964,7 @@ class StateStore:
                 return Lease(self, scope, holder, 1, ttl)
             taken = c.execute(
                 update(t.leases)
-                .where(lc.scope == scope, or_(lc.holder == holder, lc.expires_at <= now))
+                .where(lc.scope == scope, or_(lc.holder.in_([holder, *dead_holders]), lc.expires_at <= now))
                 .values(generation=lc.generation + 1, **fresh)
             ).rowcount
             row = c.execute(select(t.leases).where(lc.scope == scope)).one()

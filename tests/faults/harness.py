@@ -54,6 +54,8 @@ class CrmHarness(Protocol):
     def delete_before_write(self, record_id: str, *, merged_into: str | None = None) -> None: ...
     def clear_faults(self) -> None: ...
     def remove_option(self, prop: str, value: str) -> None: ...
+    def on_request(self, role: str, fn: Callable[[], None], *, nth: int, after: bool) -> None: ...
+    def requests(self, role: str) -> int: ...
     def restore_options(self, prop: str) -> None: ...
     def record_ids(self) -> list[str]: ...
     def close(self) -> None: ...
@@ -135,6 +137,22 @@ class HubSpotHarness:
     def restore_options(self, prop: str) -> None:
         with self.store.lock:
             self.store.properties["contacts"][prop]["options"] += self._removed
+
+    def on_request(self, role: str, fn: Callable[[], None], *, nth: int, after: bool) -> None:
+        """Call `fn` at the `nth` request of `role` (1-based), before it is handled or after."""
+        seen = [0]
+
+        def count(_body: Any) -> None:
+            seen[0] += 1
+            if seen[0] == nth:
+                fn()
+
+        hook = self.emulator.after if after else self.emulator.before
+        hook(count, times=nth, **self._where(role))
+
+    def requests(self, role: str) -> int:
+        prefix, method = self.ROLES[role]
+        return sum(1 for r in self.store.requests if r.path.startswith(prefix) and method in (None, r.method))
 
     def use_token(self, token: str) -> None:
         with self.store.lock:
