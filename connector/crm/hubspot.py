@@ -388,7 +388,7 @@ class HubSpotAdapter:
         if self.mapping.activities.events.enabled:
             for event_type in self.mapping.activities.events.types:
                 pull = partial(self._event_pages, event_type, until=until)
-                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull))
+                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
         return out
 
     def _contact_pages(self, cursor: str | None, until: datetime) -> Iterator[Page]:
@@ -415,6 +415,9 @@ class HubSpotAdapter:
         for record in records:
             activities += self.date_activities(record)
         return activities
+
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        return self.read_contacts(record_ids)
 
     def find(self, key: str) -> CrmRecord | None:
         key = key.strip()
