@@ -244,6 +244,33 @@ def status() -> None:
         store.close()
 
 
+@cli.command("report")
+@mappings_option
+@click.option("--run", "run_id", help="Run id (default: the latest sync).")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Write the page here.",
+)
+def report_cmd(mappings_dir: Path | None, run_id: str | None, html_path: Path) -> None:
+    """Write a readable report: funnel, changes of a run, MQL->SQL over time, hand-offs, failures."""
+    from connector import html_report
+    from connector.mapping.loader import load_mappings
+    from connector.state.store import StateStore
+
+    settings = _settings(mappings_dir)
+    mappings = load_mappings(settings.mappings_dir)
+    store = StateStore.open(settings.state_url)
+    try:
+        data = html_report.collect(store, mappings, run_id)
+    finally:
+        store.close()
+    html_path.write_text(html_report.render(data), encoding="utf-8")
+    out.print(f"Report written to {html_path}")
+
+
 # --------------------------------------------------------------------------- sandbox / demo
 
 

@@ -16,7 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
@@ -465,6 +477,22 @@ class StateStore:
             query = query.where(t.audit.c.person_id == person_id)
         with self._c() as c:
             return [dict(r._mapping) for r in c.execute(query)]
+
+    def daily_writes(self, properties: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        """(day, crm, value written, count) of successful writes of these properties, by day.
+
+        Aggregated in SQL so a report over years of audit stays small in memory.
+        """
+        a = t.audit.c
+        day = func.substr(func.cast(a.at, String), 1, 10)
+        query = (
+            select(day, a.crm, a.after, func.count())
+            .where(a.property.in_(list(properties)), a.outcome == "written")
+            .group_by(day, a.crm, a.after)
+            .order_by(day)
+        )
+        with self._c() as c:
+            return [(str(d), str(crm), str(after), int(n)) for d, crm, after, n in c.execute(query)]
 
     # ------------------------------------------------------------------ routing
 
