@@ -53,7 +53,7 @@ from connector.state.store import DEFAULT_LEASE_TTL, Lease, StateStore
 
 log = logging.getLogger("connector.engine")
 
-EXAMPLES_PER_RULE = 1
+PENDING_BATCH = 100  # records re-read per call when evaluating people with new activity only
 
 
 @dataclass
@@ -85,6 +85,9 @@ class RunReport:
     failures: list[WriteResult] = field(default_factory=list)
     skipped: list[tuple[CrmRecord, str]] = field(default_factory=list)
     api_calls: int = 0
+    stopped: bool = False
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    """People per stage decided this run (a person seen in several feeds counts once)."""
 
     @property
     def intents(self) -> list[WriteIntent]:
@@ -158,14 +161,23 @@ class Engine:
             scopes += [f"{crm}:{account}:{obj}" for obj in objects]
         return scopes
 
-    def sync(self, *, dry_run: bool = False, command: str = "sync") -> RunReport:
-        """One pass over every feed (`retry-failed` instead retries every parked write now)."""
+    def sync(
+        self,
+        *,
+        dry_run: bool = False,
+        command: str = "sync",
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> RunReport:
+        """One pass (`retry-failed` instead retries every parked write now). `should_stop` is asked
+        between pages: a graceful stop (SIGTERM) finishes the page in flight, whose cursor is then
+        saved, and ends the run as "stopped"."""
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
+            log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
             self._refused_owner = self._parked_owners()
             self._held = {} if command == "retry-failed" else self._not_yet_due(now)
             try:
@@ -175,20 +187,32 @@ class Engine:
                 if command == "retry-failed":
                     self._retry_failed(report, now, include_parked=True)
                 else:
-                    self._pass(report, now)
-                    if not dry_run:
+                    self._pass(report, now, should_stop)
+                    if not dry_run and not report.stopped:
                         self._retry_failed(report, now, include_parked=False)
             except LeaseHeld as exc:
                 self.store.finish_run(report.run_id, "blocked", report.counts, error=exc.message)
+                log.error(
+                    "run blocked: %s", exc.message,
+                    extra={"event": "run.blocked", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
                 raise
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
+                log.error(
+                    "run failed: %s", exc.message,
+                    extra={"event": "run.failed", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
                 raise
             finally:
                 self._release_leases()
-            status = "partial" if report.exit_code != ExitCode.OK else "ok"
+            status = "stopped" if report.stopped else "partial" if report.exit_code != ExitCode.OK else "ok"
+            report.stage_counts = self.store.stage_counts(run_id=report.run_id)
+            report.counts["people"] = sum(report.stage_counts.values())
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
+        event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
+        log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
 
     def _note_refused_owner(self, result: WriteResult, binding: CrmBinding) -> None:
@@ -229,12 +253,18 @@ class Engine:
             except LeaseHeld as held:
                 if not _dead_on_this_host(held.holder):
                     raise
-                log.warning("taking over %s from %s, a process on this host that is gone", scope, held.holder)
+                log.warning(
+                    "taking over %s from %s, a process on this host that is gone", scope, held.holder,
+                    extra={"event": "lease.takeover", "scope": scope, "from": held.holder},
+                )  # fmt: skip
                 lease = self.store.acquire_lease(
                     scope, self.holder, ttl=self.lease_ttl, run_id=run_id, dead_holders=[held.holder]
                 )
             self._leases.append(lease)
-            log.debug("lease on %s taken by %s for run %s", scope, self.holder, run_id)
+            log.debug(
+                "lease on %s taken by %s for run %s", scope, self.holder, run_id,
+                extra={"event": "lease.taken", "scope": scope, "holder": self.holder, "run_id": run_id},
+            )  # fmt: skip
 
     def _renew_leases(self) -> None:
         for lease in self._leases:
@@ -246,7 +276,10 @@ class Engine:
             try:
                 lease.release()
             except Exception:  # noqa: BLE001 - releasing is best effort; the lease expires anyway
-                log.warning("could not release the lease on %s; it expires by itself", lease.scope)
+                log.warning(
+                    "could not release the lease on %s; it expires by itself", lease.scope,
+                    extra={"event": "lease.release_failed", "scope": lease.scope},
+                )  # fmt: skip
 
     def _recover(self, report: RunReport) -> None:
         """Settle writes a killed run journalled but never confirmed, from the CRM's values now."""
@@ -258,7 +291,7 @@ class Engine:
             current: dict[tuple[str, str], CrmRecord] = {}
             for object_type in sorted({e.object_type for e in entries}):
                 ids = sorted({e.record_id for e in entries if e.object_type == object_type})
-                for record in binding.adapter.read(object_type, ids):
+                for record in binding.adapter.read(ids):
                     current[(object_type, record.record_id)] = record
             owner_prop = binding.fields.owner_property
             for entry in entries:
@@ -272,7 +305,10 @@ class Engine:
                     # offer the same person the same owner again rather than a second turn.
                     key = (entry.crm, entry.object_type, entry.record_id)
                     self._refused_owner.setdefault(key, entry.changes[owner_prop])
-            log.info("settled %d write(s) an interrupted run left unconfirmed", len(entries))
+            log.info(
+                "settled %d write(s) an interrupted run left unconfirmed", len(entries),
+                extra={"event": "recovery.settled", "crm": crm, "writes": len(entries)},
+            )  # fmt: skip
 
     def _retry_failed(self, report: RunReport, now: datetime, *, include_parked: bool) -> None:
         """Re-read records with parked writes and run them through the page pipeline again.
@@ -288,7 +324,7 @@ class Engine:
             active = self._active(report, crm)
             for object_type in sorted({f.object_type for f in due}):
                 ids = sorted(f.record_id for f in due if f.object_type == object_type)
-                records = binding.adapter.read(object_type, ids)
+                records = binding.adapter.read(ids)
                 found = {r.record_id for r in records}
                 for rid in ids:
                     if rid not in found:  # deleted or merged away since: nothing left to write
@@ -306,17 +342,67 @@ class Engine:
             report.owners.update({o.id: o for o in owners})
         return frozenset(o.id for o in owners if o.active and not o.is_queue)
 
-    def _pass(self, report: RunReport, now: datetime) -> None:
+    def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
+        """Activity feeds first (timelines only), then changed records, then everyone whose
+        timeline grew but who was not among the changed records — each person decided once, with
+        all their new activity in, so a backfill never writes an interim stage."""
         active: dict[Crm, frozenset[str]] = {}
         for crm, binding in self.crms.items():
             owners = binding.adapter.owners()
             report.owners.update({o.id: o for o in owners})
             active[crm] = frozenset(o.id for o in owners if o.active and not o.is_queue)
         pointers = self.store.pointers()
-        for crm, binding in self.crms.items():
-            for feed in binding.adapter.feeds(now):
-                for page in feed.pull(self.store.get_cursor(feed.scope)):
+        feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
+        feeds.sort(key=lambda item: item[1].kind != "activities")
+        for crm, feed in feeds:
+            for page in feed.pull(self.store.get_cursor(feed.scope)):
+                if feed.kind == "activities":
+                    self._activity_page(report, crm, page, feed.scope)
+                else:
                     self._page(report, crm, page, feed.scope, active[crm], pointers, now)
+                if self._stop_requested(report, should_stop):
+                    return
+        for crm, binding in self.crms.items():
+            while batch := self.store.pending(crm, limit=PENDING_BATCH):
+                ids = [record_id for _object, record_id in batch]
+                records = binding.adapter.read(ids)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active[crm], pointers, now)  # fmt: skip
+                gone = sorted(set(ids) - {r.record_id for r in records})
+                if gone:  # deleted or merged in the CRM since: nothing left to decide
+                    with self.store.transaction():
+                        for object_type in {o for o, rid in batch if rid in gone}:
+                            self.store.clear_pending(crm, object_type, gone)
+                if self._stop_requested(report, should_stop):
+                    return
+
+    @staticmethod
+    def _stop_requested(report: RunReport, should_stop: Callable[[], bool]) -> bool:
+        if should_stop():
+            report.stopped = True
+            log.info("stopping after the page in flight", extra={"event": "run.stopping"})
+        return report.stopped
+
+    def _activity_page(self, report: RunReport, crm: Crm, page: Page, scope: str) -> None:
+        """Append a page of activities and mark their people for evaluation, with the cursor."""
+        records = {r.record_id: r for r in page.records}
+        with self.store.transaction():
+            person_of = self._resolve_page(crm, records)
+            report.counts["activities_new"] += self.store.add_activities(
+                _to_timeline(page.activities, person_of)
+            )
+            for object_type in {r.object_type for r in records.values()}:
+                marked = {
+                    rid: pid for rid, pid in person_of.items() if records[rid].object_type == object_type
+                }
+                self.store.mark_pending(crm, object_type, marked)
+            if page.cursor is not None:
+                self.store.set_cursor(scope, page.cursor)
+        log.info(
+            "activity page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "activities": len(page.activities), "written": 0, "failed": 0, "cursor": page.cursor},
+        )  # fmt: skip
 
     def _page(
         self,
@@ -333,14 +419,7 @@ class Engine:
         binding = self.crms[crm]
         records = {r.record_id: r for r in page.records}
         with self.store.transaction():  # one commit for the page's identities and timeline
-            person_of: dict[str, str] = {}
-            for object_type in sorted({r.object_type for r in records.values()}):
-                keys = [
-                    (rid, normalize_email(r.email))
-                    for rid, r in records.items()
-                    if r.object_type == object_type
-                ]
-                person_of.update(self.store.resolve_persons(crm, object_type, keys))
+            person_of = self._resolve_page(crm, records)
             added = self.store.add_activities(_to_timeline(page.activities, person_of))
         report.counts["records_read"] += len(records)
         report.counts["activities_new"] += added
@@ -361,7 +440,10 @@ class Engine:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad record must not stop the run
                 reason = f"{type(exc).__name__}: {redact(str(exc))[:300]}"
-                log.warning("skipped %s %s %s: %s", crm, records[rid].object_type, rid, reason)
+                log.warning(
+                    "skipped %s %s %s: %s", crm, records[rid].object_type, rid, reason,
+                    extra={"event": "record.skipped", "crm": crm, "record_id": rid, "reason": reason},
+                )  # fmt: skip
                 report.skipped.append((records[rid], reason))
                 continue
             if result.routing.pointer is not None:
@@ -393,13 +475,18 @@ class Engine:
             self.store.save_decisions(report.run_id, [r.decision for r in results])
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
+            for object_type in {r.object_type for r in records.values()}:
+                ids = [rid for rid, r in records.items() if r.object_type == object_type]
+                self.store.clear_pending(crm, object_type, ids)
             if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
-        log.debug(
-            "page committed: %s %d records, %d writes, cursor %s=%s",
-            crm, len(records), len(written), scope, page.cursor,
-        )  # fmt: skip
         self._tally(report, results, written)
+        log.info(
+            "page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "written": sum(1 for w in written if w.ok), "failed": sum(1 for w in written if not w.ok),
+                   "cursor": page.cursor},
+        )  # fmt: skip
 
     def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:
         failed = {w.intent.record_id for w in written if not w.ok}
@@ -411,7 +498,6 @@ class Engine:
         report.counts["evaluated"] += len(results)
         for result in results:
             decision = result.decision
-            report.counts[f"stage:{decision.stage}"] += 1
             if result.intent is not None:
                 report.counts["intents"] += 1
             if report.dry_run:
@@ -430,6 +516,16 @@ class Engine:
             report.examples.setdefault(key, result)
 
     # ------------------------------------------------------------------ deciding
+
+    def _resolve_page(self, crm: Crm, records: Mapping[str, CrmRecord]) -> dict[str, str]:
+        """Person ids of a page of records (id -> person), a few statements for the whole page."""
+        person_of: dict[str, str] = {}
+        for object_type in sorted({r.object_type for r in records.values()}):
+            keys = [
+                (rid, normalize_email(r.email)) for rid, r in records.items() if r.object_type == object_type
+            ]
+            person_of.update(self.store.resolve_persons(crm, object_type, keys))
+        return person_of
 
     def _resolve(self, record: CrmRecord) -> str:
         return self.store.resolve_person(

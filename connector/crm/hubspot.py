@@ -389,7 +389,7 @@ class HubSpotAdapter:
         if self.mapping.activities.events.enabled:
             for event_type in self.mapping.activities.events.types:
                 pull = partial(self._event_pages, event_type, until=until)
-                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull))
+                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
         return out
 
     def _contact_pages(self, cursor: str | None, until: datetime) -> Iterator[Page]:
@@ -417,6 +417,9 @@ class HubSpotAdapter:
             activities += self.date_activities(record)
         return activities
 
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        return self.read_contacts(record_ids)
+
     def find(self, key: str) -> CrmRecord | None:
         key = key.strip()
         if "@" in key:
@@ -426,11 +429,6 @@ class HubSpotAdapter:
         else:
             return None
         return found[0] if found else None
-
-    def read(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
-        if object_type != OBJECT:
-            raise FatalError(f"the HubSpot adapter reads {OBJECT}, not {object_type}")
-        return self.read_contacts(ids)
 
     def read_contacts(self, ids: Sequence[str], *, by_email: bool = False) -> list[CrmRecord]:
         """Batch read (100 per call). Ids HubSpot does not know are simply absent from the result."""

@@ -221,3 +221,15 @@ write_journal = Table(
     Index("ix_write_journal_state", "state"),
     Index("ix_write_journal_record", "crm", "object_type", "record_id"),
 )
+
+pending = Table(
+    "pending",
+    metadata,
+    Column("crm", String(20), primary_key=True),
+    Column("object_type", String(40), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("person_id", String(40), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
+)
+"""Records whose person has new activity but has not been evaluated since (crash-safe hand-over
+from activity feeds to the evaluation pass)."""

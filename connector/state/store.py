@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     Table,
     create_engine,
     delete,
@@ -298,7 +299,10 @@ class StateStore:
                 version = migrations.current_version(conn)
                 if version is None:
                     migrations.upgrade(conn)
-                    log.info("initialised a new state database at schema version %d", migrations.HEAD)
+                    log.info(
+                        "initialised a new state database at schema version %d", migrations.HEAD,
+                        extra={"event": "state.initialised", "schema_version": migrations.HEAD},
+                    )  # fmt: skip
                 elif version < migrations.HEAD:
                     raise SchemaBehind(
                         f"CONNECTOR_STATE_URL: the state database {shown} is at schema version {version}; "
@@ -563,7 +567,10 @@ class StateStore:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for item in items:
             if len(item.source) > 200 or len(item.source_id) > 200 or len(item.type) > 60:
-                log.warning("dropped an activity with an oversized key from %s", item.source[:60])
+                log.warning(
+                    "dropped an activity with an oversized key from %s", item.source[:60],
+                    extra={"event": "activity.dropped", "source": item.source[:60]},
+                )  # fmt: skip
                 continue
             row = asdict(item)
             row["url"] = _clean(item.url)
@@ -598,6 +605,41 @@ class StateStore:
                         )
                     )
         return out
+
+    # ------------------------------------------------------------------ pending evaluation
+
+    def mark_pending(self, crm: Crm, object_type: str, records: Mapping[str, str]) -> None:
+        """Remember records (id -> person id) whose person needs evaluating; idempotent."""
+        now = self.clock()
+        rows = [
+            {"crm": crm, "object_type": object_type, "record_id": rid, "person_id": pid, "since": now}
+            for rid, pid in records.items()
+        ]
+        with self._c() as c:
+            for chunk in _chunks(rows, 500):
+                _upsert_many(c, t.pending, ["crm", "object_type", "record_id"], chunk)
+
+    def clear_pending(self, crm: Crm, object_type: str, record_ids: Sequence[str]) -> None:
+        p = t.pending.c
+        with self._c() as c:
+            for chunk in _chunks(list(record_ids), 500):
+                c.execute(
+                    t.pending.delete().where(
+                        p.crm == crm, p.object_type == object_type, p.record_id.in_(chunk)
+                    )
+                )
+
+    def pending(self, crm: Crm, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (object_type, record_id) still to evaluate for `crm`, oldest first."""
+        p = t.pending.c
+        with self._c() as c:
+            rows = c.execute(
+                select(p.object_type, p.record_id)
+                .where(p.crm == crm)
+                .order_by(p.since, p.record_id)
+                .limit(limit)
+            )
+            return [(r.object_type, r.record_id) for r in rows]
 
     # ------------------------------------------------------------------ decisions
 
@@ -653,9 +695,13 @@ class StateStore:
             trace=json.loads(r.trace_json),
         )
 
-    def stage_counts(self) -> dict[str, int]:
+    def stage_counts(self, run_id: str | None = None) -> dict[str, int]:
+        """People per last decided stage (only those decided in `run_id`, if given)."""
+        query = select(t.decisions.c.stage, func.count()).group_by(t.decisions.c.stage)
+        if run_id is not None:
+            query = query.where(t.decisions.c.run_id == run_id)
         with self._c() as c:
-            rows = c.execute(select(t.decisions.c.stage, func.count()).group_by(t.decisions.c.stage))
+            rows = c.execute(query)
             return {str(stage): int(n) for stage, n in rows}
 
     # ------------------------------------------------------------------ writes
@@ -931,6 +977,22 @@ class StateStore:
         with self._c() as c:
             return [dict(r._mapping) for r in c.execute(query)]
 
+    def daily_writes(self, properties: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        """(day, crm, value written, count) of successful writes of these properties, by day.
+
+        Aggregated in SQL so a report over years of audit stays small in memory.
+        """
+        a = t.audit.c
+        day = func.substr(func.cast(a.at, String), 1, 10)
+        query = (
+            select(day, a.crm, a.after, func.count())
+            .where(a.property.in_(list(properties)), a.outcome == "written")
+            .group_by(day, a.crm, a.after)
+            .order_by(day)
+        )
+        with self._c() as c:
+            return [(str(d), str(crm), str(after), int(n)) for d, crm, after, n in c.execute(query)]
+
     # ------------------------------------------------------------------ leases
 
     def acquire_lease(
@@ -1124,6 +1186,10 @@ class StateStore:
             count(
                 "failed writes",
                 c.execute(delete(t.failed_writes).where(t.failed_writes.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "pending evaluations",
+                c.execute(delete(t.pending).where(t.pending.c.person_id.in_(pids))).rowcount,
             )
             count(
                 "journalled writes",

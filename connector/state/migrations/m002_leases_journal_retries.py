@@ -6,7 +6,7 @@ from sqlalchemy import Column, Connection, DateTime, Index, Integer, MetaData, S
 
 DESCRIPTION = (
     "leases per scope, write journal (crash recovery), retry schedule for failed writes, "
-    "longer activity source names"
+    "records pending evaluation, longer activity source names"
 )
 
 
@@ -43,7 +43,18 @@ def upgrade(conn: Connection) -> None:
         Index("ix_write_journal_state", "state"),
         Index("ix_write_journal_record", "crm", "object_type", "record_id"),
     )
-    md.create_all(conn)
+    # Records waiting for evaluation after their activity arrived; databases created before the
+    # migrations existed may already have it (the store used to create missing tables itself).
+    Table(
+        "pending",
+        md,
+        Column("crm", String(20), primary_key=True),
+        Column("object_type", String(40), primary_key=True),
+        Column("record_id", String(64), primary_key=True),
+        Column("person_id", String(40), nullable=False),
+        Column("since", when, nullable=False),
+    )
+    md.create_all(conn, checkfirst=True)
     timestamp = when.compile(dialect=conn.dialect)
     true = "true" if conn.dialect.name == "postgresql" else "1"
     conn.execute(text(f"ALTER TABLE failed_writes ADD COLUMN next_attempt_at {timestamp}"))
