@@ -128,7 +128,18 @@ def test_validate_reports_file_and_line_and_exits_2(tmp_path: Path, case: str) -
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = connector("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("validate", "plan", "sync", "explain", "status", "sandbox", "demo"):
+    for command in (
+        "validate",
+        "plan",
+        "sync",
+        "retry-failed",
+        "explain",
+        "status",
+        "forget",
+        "migrate",
+        "sandbox",
+        "demo",
+    ):
         assert command in result.stdout
 
 

@@ -185,3 +185,17 @@ def test_forget_erases_a_person_and_says_what_was_removed(
         store.close()
     assert runner.run("forget", email) == 0
     assert "nothing removed" in capsys.readouterr().out
+
+
+def test_the_readme_documents_every_exit_code() -> None:
+    import re
+
+    from connector.errors import ExitCode
+
+    from .harness import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(m) for m in re.findall(r"^\| (\d) \|", section, flags=re.MULTILINE)}
+    codes = {v for k, v in vars(ExitCode).items() if k.isupper()}
+    assert documented == codes == {0, 1, 2, 3, 4, 5}
