@@ -30,7 +30,7 @@ import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -399,7 +399,7 @@ class SalesforceEmulator:
     def _describe(self, _request: Request, _body: Any, version: str, sobject: str) -> Reply:
         name = self._sobject_name(sobject)
         if name is None:
-            raise SfError(404, "NOT_FOUND", f"The requested resource does not exist")
+            raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
         from connector.sandbox.salesforce_store import KEY_PREFIXES
 
         base = f"/services/data/v{version}/sobjects/{name}"
@@ -486,7 +486,8 @@ class SalesforceEmulator:
         if all_or_none and any(errors):
             rolled = RecordError(
                 "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                "Record rolled back because not all records were valid and the request was using "
+                "AllOrNone header",
             )
             return Reply(200, [(e or rolled).result() for e in errors])
         results: list[dict[str, Any]] = []
@@ -494,7 +495,7 @@ class SalesforceEmulator:
             if error is not None or isinstance(plan, RecordError):
                 results.append((error or RecordError("UNKNOWN_EXCEPTION", "unknown")).result())
                 continue
-            sobject, row, changes = plan
+            _sobject, row, changes = plan
             self._write(row, changes)
             results.append({"id": row["Id"], "success": True, "errors": []})
         return Reply(200, results)
@@ -536,7 +537,8 @@ class SalesforceEmulator:
             if not definition.updateable:
                 return RecordError(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {key}. Please check the security settings of this field "
+                    f"Unable to create/update fields: {key}. Please check the security settings of this "
+                    "field "
                     "and verify that it is read/write for your profile or permission set.",
                     (key,),
                 )
@@ -578,7 +580,7 @@ class SalesforceEmulator:
         row["SystemModstamp"] = stamp
 
 
-def _serialise(sobject: str, row: dict[str, Any], fields: Iterable[str], version: str) -> dict[str, Any]:
+def _serialise(sobject: str, row: Mapping[str, Any], fields: Iterable[str], version: str) -> dict[str, Any]:
     record: dict[str, Any] = {
         "attributes": {"type": sobject, "url": f"/services/data/v{version}/sobjects/{sobject}/{row['Id']}"}
     }

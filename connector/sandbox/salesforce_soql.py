@@ -21,6 +21,7 @@ parses SOQL, it builds it with `simple_salesforce.format_soql`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -473,7 +474,7 @@ class Evaluator:
         for name, descending, nulls_last in reversed(self.order):
             present = [r for r in matched if r.get(name) is not None]
             absent = [r for r in matched if r.get(name) is None]
-            present.sort(key=lambda r, n=name: self._sort_key(n, r.get(n)), reverse=descending)
+            present.sort(key=functools.partial(self._row_key, name), reverse=descending)
             matched = present + absent if nulls_last else absent + present
         if self.query.limit is not None:
             matched = matched[: self.query.limit]
@@ -505,12 +506,17 @@ class Evaluator:
         if value is None or wanted is None:
             return False
         left, right = self._sort_key(name, value), self._sort_key(name, wanted)
-        return {
-            "<": left < right,
-            "<=": left <= right,
-            ">": left > right,
-            ">=": left >= right,
-        }[condition.op]
+        return bool(
+            {
+                "<": left < right,
+                "<=": left <= right,
+                ">": left > right,
+                ">=": left >= right,
+            }[condition.op]
+        )
+
+    def _row_key(self, name: str, row: Mapping[str, Any]) -> Any:
+        return self._sort_key(name, row.get(name))
 
     def _typed(self, name: str, value: Any) -> Any:
         if value is None:
