@@ -203,7 +203,7 @@ def _engine(mappings_dir: Path | None) -> Iterator[Any]:
     adapter = hubspot_adapter(settings, mappings.hubspot)
     store = StateStore.open(settings.state_url)
     try:
-        yield Engine(mappings, store, adapter)
+        yield Engine(mappings, store, {"hubspot": adapter})
     finally:
         store.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -37,7 +38,13 @@ def hubspot_adapter(settings: Settings, mapping: HubSpotMapping) -> HubSpotAdapt
         # the shared tenacity policy decide.
         retry=Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
     )
-    return HubSpotAdapter(client, mapping, retry_policy(settings), timeout=settings.request_timeout)
+    return HubSpotAdapter(
+        client,
+        mapping,
+        retry_policy(settings),
+        timeout=settings.request_timeout,
+        search_lag=timedelta(seconds=settings.hubspot_search_lag),
+    )
 
 
 # --------------------------------------------------------------------------- Salesforce
