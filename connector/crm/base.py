@@ -47,6 +47,10 @@ class CrmAdapter(Protocol):
         """One record by email or CRM id, for `explain`."""
         ...
 
+    def read_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
+        """Current values of known records by id (a person's records in this CRM, seen via another)."""
+        ...
+
     def activities_for(self, records: Sequence[CrmRecord]) -> list[SourceActivity]:
         """Activities read alongside records (engagements, date properties), for `explain`."""
         ...

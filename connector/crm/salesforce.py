@@ -16,6 +16,7 @@ least 1 + reads of records that activities point at, ceil(ids / 200) + writes ce
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -30,6 +31,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 from simple_salesforce.format import format_soql
 
+from connector.crm.base import Feed, Page
 from connector.crm.retry import RetryPolicy
 from connector.errors import (
     ApiShareReached,
@@ -370,9 +372,18 @@ class SalesforceAdapter:
             else {},
         )
 
-    def _incremental(self, sobject: str, fields: Sequence[str], where: str, cursor: SfCursor | None) -> str:
-        """SOQL for rows after `cursor` in (SystemModstamp, Id) order; `where` is a fixed filter."""
+    def _incremental(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        where: str,
+        cursor: SfCursor | None,
+        until: datetime | None = None,
+    ) -> str:
+        """SOQL for rows after `cursor` (and up to `until`) in (SystemModstamp, Id) order."""
         parts = [where] if where else []
+        if until is not None:
+            parts.append(format_soql("SystemModstamp <= {}", until))
         if cursor is not None:
             parts.append(
                 format_soql(
@@ -389,10 +400,12 @@ class SalesforceAdapter:
             clause,
         )
 
-    def pull(self, object_name: str, cursor: SfCursor | None) -> Iterator[RecordPage]:
+    def pull(
+        self, object_name: str, cursor: SfCursor | None, *, until: datetime | None = None
+    ) -> Iterator[RecordPage]:
         """Lead (not converted) or Contact rows changed after `cursor`, oldest first, one page at a time."""
         where = "IsConverted = false" if object_name == "Lead" else ""
-        soql = self._incremental(object_name, self.read_fields(object_name), where, cursor)
+        soql = self._incremental(object_name, self.read_fields(object_name), where, cursor, until)
         position = cursor
         for rows in self.query_pages(soql, f"reading changed {object_name}s"):
             records = [self._record(object_name, row) for row in rows]
@@ -472,8 +485,24 @@ class SalesforceAdapter:
         present = {"Task": acts.tasks, "Event": acts.events, "CampaignMember": acts.campaign_members}
         return [name for name in ACTIVITY_OBJECTS if present[name]]
 
-    def activities(self, sobject: str, cursor: SfCursor | None) -> Iterator[ActivityPage]:
+    def activities(
+        self, sobject: str, cursor: SfCursor | None, *, until: datetime | None = None
+    ) -> Iterator[ActivityPage]:
         """Tasks, Events or responded CampaignMembers changed after `cursor`, as activities, page by page."""
+        fields, where, convert = self._activity_query(sobject)
+        soql = self._incremental(sobject, fields, where, cursor, until)
+        position = cursor
+        for rows in self.query_pages(soql, f"reading changed {sobject}s"):
+            found = [a for a in (convert(row) for row in rows) if a is not None]
+            if rows:
+                stamp = parse_sf_time(rows[-1].get("SystemModstamp"))
+                position = SfCursor(stamp, str(rows[-1]["Id"])) if stamp else position
+            yield ActivityPage(found, position)
+
+    def _activity_query(
+        self, sobject: str
+    ) -> tuple[list[str], str, Callable[[Mapping[str, Any]], SourceActivity | None]]:
+        """Fields, fixed filter and row converter for one activity object."""
         if sobject == "CampaignMember":
             fields = [
                 "Id",
@@ -500,14 +529,7 @@ class SalesforceAdapter:
             ) -> SourceActivity | None:
                 return self._task_activity(sobject, row, s, w)
 
-        soql = self._incremental(sobject, list(dict.fromkeys(fields)), where, cursor)
-        position = cursor
-        for rows in self.query_pages(soql, f"reading changed {sobject}s"):
-            found = [a for a in (convert(row) for row in rows) if a is not None]
-            if rows:
-                stamp = parse_sf_time(rows[-1].get("SystemModstamp"))
-                position = SfCursor(stamp, str(rows[-1]["Id"])) if stamp else position
-            yield ActivityPage(found, position)
+        return list(dict.fromkeys(fields)), where, convert
 
     def _task_activity(
         self, sobject: str, row: Mapping[str, Any], sources: Sequence[SfTaskSource], when: str
@@ -570,6 +592,106 @@ class SalesforceAdapter:
             source_id=str(row["Id"]),
             name=name or None,
         )
+
+    # ------------------------------------------------------------------ feeds (what the engine pulls)
+
+    def feeds(self, until: datetime) -> list[Feed]:
+        """Changed leads and contacts, then one feed per mapped activity object, each to `until`.
+
+        Starting the feeds starts the run's API budget (one `limits` call). Rows changed after
+        `until` (including the connector's own writes in this run) wait for the next run.
+        """
+        self.begin()
+        out = [
+            Feed(scope=f"salesforce:{name}", pull=functools.partial(self._record_feed, name, until=until))
+            for name in self.objects()
+        ]
+        out += [
+            Feed(scope=f"salesforce:{name}", pull=functools.partial(self._activity_feed, name, until=until))
+            for name in self.activity_objects()
+        ]
+        return out
+
+    def _record_feed(self, object_name: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+        for page in self.pull(object_name, SfCursor.decode(cursor), until=until):
+            if page.records:
+                yield Page(page.records, [], page.cursor.encode() if page.cursor else cursor)
+
+    def _activity_feed(self, sobject: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+        for page in self.activities(sobject, SfCursor.decode(cursor), until=until):
+            encoded = page.cursor.encode() if page.cursor else cursor
+            if not page.activities:
+                yield Page([], [], encoded)
+                continue
+            records, activities = self.records_for(page.activities)
+            yield Page(records, activities, encoded)
+
+    def records_for(
+        self, activities: Sequence[SourceActivity]
+    ) -> tuple[list[CrmRecord], list[SourceActivity]]:
+        """The leads and contacts activities point at; a converted lead's activities move to its contact."""
+        by_object: dict[str, set[str]] = {}
+        for activity in activities:
+            by_object.setdefault(activity.object_type, set()).add(activity.record_id)
+        records = {
+            r.record_id: r
+            for name in self.objects()
+            for r in self.read(name, sorted(by_object.get(name, ())))
+        }
+        moved: dict[str, str] = {}
+        for record in list(records.values()):
+            contact_id = record.source_values.get("ConvertedContactId")
+            if record.object_type == "Lead" and contact_id:
+                moved[record.record_id] = str(contact_id)
+                del records[record.record_id]
+        missing = sorted(set(moved.values()) - set(records))
+        if missing and "Contact" in self.mapping.objects:
+            records.update({r.record_id: r for r in self.read("Contact", missing)})
+        out = []
+        for activity in activities:
+            target = moved.get(activity.record_id)
+            if target is not None:
+                activity = dataclasses.replace(activity, object_type="Contact", record_id=target)
+            if activity.record_id in records:
+                out.append(activity)
+        return list(records.values()), out
+
+    def read_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
+        """Current values of known records (for a person also seen in another CRM)."""
+        if object_type not in self.mapping.objects:
+            return []
+        records = self.read(object_type, ids)
+        return [r for r in records if not r.source_values.get("ConvertedContactId")]
+
+    def find(self, key: str) -> CrmRecord | None:
+        key = key.strip()
+        if "@" in key:
+            found = self.find_by_email(key)
+        elif key[:3] in PREFIX_OBJECT and PREFIX_OBJECT[key[:3]] in self.mapping.objects:
+            found = self.read_records(PREFIX_OBJECT[key[:3]], [key])
+        else:
+            return None
+        return found[0] if found else None
+
+    def activities_for(self, records: Sequence[CrmRecord]) -> list[SourceActivity]:
+        """Every mapped activity of these records (for `explain`), by WhoId / LeadId / ContactId."""
+        ids = sorted({r.record_id for r in records})
+        out: list[SourceActivity] = []
+        for sobject in self.activity_objects():
+            fields, where, convert = self._activity_query(sobject)
+            keys = ("LeadId", "ContactId") if sobject == "CampaignMember" else ("WhoId",)
+            for chunk in _chunks(ids, IN_CHUNK):
+                match = " OR ".join(format_soql("{:literal} IN {ids}", key, ids=chunk) for key in keys)
+                soql = format_soql(
+                    "SELECT {:literal} FROM {:literal} WHERE {:literal} AND ({:literal}) ORDER BY Id",
+                    ", ".join(fields),
+                    sobject,
+                    where,
+                    match,
+                )
+                for rows in self.query_pages(soql, f"reading {sobject}s of one person"):
+                    out.extend(a for a in (convert(row) for row in rows) if a is not None)
+        return out
 
     # ------------------------------------------------------------------ writes
 

@@ -190,6 +190,13 @@ class HubSpotActivities(StrictModel):
     date_properties: list[DatePropertySource] = Field(default_factory=list)
 
 
+class SalesforceLinks(StrictModel):
+    """Contact properties where HubSpot's Salesforce integration stores the linked record's id."""
+
+    lead: str | None = "salesforceleadid"
+    contact: str | None = "salesforcecontactid"
+
+
 class HubSpotMapping(StrictModel):
     tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
     object: Literal["contacts"] = "contacts"
@@ -199,6 +206,10 @@ class HubSpotMapping(StrictModel):
     owner: OwnerSpec | None = None
     writes: list[str] = Field(min_length=1, description="the only properties the connector may write")
     activities: HubSpotActivities = Field(default_factory=HubSpotActivities)
+    salesforce_links: SalesforceLinks | None = Field(
+        default=None,
+        description="properties linking a contact to its Salesforce lead/contact (one person in both)",
+    )
 
 
 # --------------------------------------------------------------------------- salesforce.yaml
