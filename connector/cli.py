@@ -190,20 +190,17 @@ def demo(mappings_dir: Path | None, people: int, seed: int, state_path: Path | N
 
 @contextmanager
 def _engine(mappings_dir: Path | None) -> Iterator[Any]:
-    from connector.crm.factory import hubspot_adapter
+    from connector.crm.factory import build_adapters
     from connector.engine import Engine
-    from connector.errors import ConfigError
     from connector.mapping.loader import load_mappings
     from connector.state.store import StateStore
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
-    if mappings.hubspot is None:
-        raise ConfigError(f"{settings.mappings_dir}/hubspot.yaml is missing")
-    adapter = hubspot_adapter(settings, mappings.hubspot)
+    adapters = build_adapters(settings, mappings)
     store = StateStore.open(settings.state_url)
     try:
-        yield Engine(mappings, store, {"hubspot": adapter})
+        yield Engine(mappings, store, adapters, fold_plus_tags=settings.email_fold_plus_tags)
     finally:
         store.close()
 

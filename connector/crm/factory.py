@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -14,13 +15,18 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.login import soap_login, token_login
 from urllib3.util.retry import Retry
 
+from connector.crm.base import CrmAdapter
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce import SalesforceAdapter, translate
 from connector.errors import ConfigError
+from connector.mapping.loader import Mappings
 from connector.mapping.schema import HubSpotMapping, SalesforceMapping
+from connector.model import Crm
 from connector.observability import register_secret
 from connector.settings import JwtAuth, PasswordAuth, SessionAuth, Settings
+
+log = logging.getLogger("connector.factory")
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -148,3 +154,36 @@ def salesforce_adapter(settings: Settings, mapping: SalesforceMapping) -> Salesf
         relogin=relogin,
         api_share=settings.salesforce_api_share,
     )
+
+
+def build_adapters(settings: Settings, mappings: Mappings) -> dict[Crm, CrmAdapter]:
+    """An adapter per CRM that has both a mapping file and credentials.
+
+    A mapping without credentials is skipped with a warning (a HubSpot-only team can keep the
+    example salesforce.yaml around); no CRM at all is a config error naming the variables.
+    """
+    adapters: dict[Crm, CrmAdapter] = {}
+    skipped: list[str] = []
+    if mappings.hubspot is not None:
+        if settings.hubspot_token is not None and settings.hubspot_token.get_secret_value().strip():
+            adapters["hubspot"] = hubspot_adapter(settings, mappings.hubspot)
+        else:
+            skipped.append(
+                "hubspot.yaml is present but CONNECTOR_HUBSPOT_TOKEN is not set: HubSpot is skipped"
+            )
+    if mappings.salesforce is not None:
+        if settings.salesforce is not None:
+            adapters["salesforce"] = salesforce_adapter(settings, mappings.salesforce)
+        else:
+            skipped.append(
+                "salesforce.yaml is present but CONNECTOR_SALESFORCE_AUTH is not set: Salesforce is skipped"
+            )
+    if adapters:
+        for message in skipped:
+            log.warning(message)
+    else:
+        raise ConfigError(
+            "no CRM to sync: set CONNECTOR_HUBSPOT_TOKEN (for hubspot.yaml) and/or CONNECTOR_SALESFORCE_AUTH "
+            "with its credentials (for salesforce.yaml), or run `connector demo` to try the sandbox"
+        )
+    return adapters

@@ -43,7 +43,7 @@ from connector.errors import (
     TransientError,
 )
 from connector.mapping.schema import SalesforceMapping, SfObjectMapping, SfTaskSource
-from connector.model import CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
+from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
 from connector.observability import redact
 
 log = logging.getLogger("connector.salesforce")
@@ -254,7 +254,7 @@ class ApiBudget:
 class SalesforceAdapter:
     """Reads leads, contacts, activities and owners; writes owned fields. Knows nothing of criteria."""
 
-    crm = "salesforce"
+    crm: Crm = "salesforce"
 
     def __init__(
         self,
