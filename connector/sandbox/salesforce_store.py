@@ -381,7 +381,7 @@ class SalesforceStore:
 
     def insert(self, sobject: str, values: dict[str, Any], *, at: datetime) -> dict[str, Any]:
         """Add a record with every field of its schema (absent ones null), dated `at`."""
-        stamp = sf_datetime(at)
+        stamp = sf_datetime(at.replace(microsecond=0))  # system date-times are whole seconds
         row: dict[str, Any] = dict.fromkeys(self.schema[sobject])
         row.update(
             {"IsDeleted": False, "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}
