@@ -67,18 +67,50 @@ def _settings(mappings_dir: Path | None = None) -> Settings:
 
 @cli.command()
 @mappings_option
-def validate(mappings_dir: Path | None) -> None:
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check every mapped field and picklist value against the CRM (needs credentials).",
+)
+def validate(mappings_dir: Path | None, online: bool) -> None:
     """Check the mapping files; print OK or every problem with file:line:column."""
     from connector.mapping.loader import load_mappings
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
+    if online:
+        _validate_online(settings, mappings)
     c = mappings.criteria
     out.print(
         f"OK: {settings.mappings_dir} — {len(c.signals)} signals, {len(c.fit.rules)} fit rules, "
         f"{len(c.rules)} stage rules, {len(c.disqualifiers)} disqualifiers, "
         f"{len(mappings.routing.pools)} pools (criteria version {mappings.criteria_version})"
     )
+
+
+def _validate_online(settings: Settings, mappings: Any) -> None:
+    """Check the CRM mappings against the CRMs themselves; every issue at its file:line."""
+    from connector.errors import ConfigError
+    from connector.mapping.source import read_document
+
+    issues = []
+    checked = []
+    if mappings.salesforce is not None and settings.salesforce is not None:
+        from connector.crm.factory import salesforce_adapter
+        from connector.crm.salesforce_online import check_online
+
+        path = settings.mappings_dir / "salesforce.yaml"
+        adapter = salesforce_adapter(settings, mappings.salesforce)
+        issues += check_online(adapter, mappings.salesforce, read_document(path, str(path)))
+        checked.append("Salesforce")
+    if not checked:
+        raise ConfigError(
+            "validate --online needs CRM credentials: set CONNECTOR_SALESFORCE_AUTH and its variables "
+            "(for salesforce.yaml)"
+        )
+    if issues:
+        raise MappingError(issues)
+    out.print(f"Online: {', '.join(checked)} mapping matches the CRM (fields and picklist values).")
 
 
 # --------------------------------------------------------------------------- plan / sync
