@@ -203,18 +203,22 @@ class Engine:
         """
         assert report.run_id is not None
         records: dict[RecordKey, CrmRecord] = {_key(r): r for r in page.records}
-        person_of = {key: self._resolve(record) for key, record in records.items()}
         report.counts["records_read"] += len(records)
-        for key, record in self._linked_records(records, person_of).items():
-            records[key] = record
-            person_of[key] = self._resolve(record)
-        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
-        timelines = self.store.timelines(sorted(set(person_of.values())))
-        last_written: dict[RecordKey, dict[str, str | None]] = {}
-        for c, object_type in {(k[0], k[1]) for k in records}:
-            ids = sorted(k[2] for k in records if k[:2] == (c, object_type))
-            for rid, values in self.store.last_written(c, object_type, ids).items():
-                last_written[(c, object_type, rid)] = values
+        with self.store.transaction():  # one commit for the page's identities, not one per record
+            person_of = {key: self._resolve(record) for key, record in records.items()}
+            linked = self._linked_records(records, person_of)
+        with self.store.transaction():
+            for key, record in linked.items():
+                records[key] = record
+                person_of[key] = self._resolve(record)
+            timeline = _to_timeline(page.activities, person_of)
+            report.counts["activities_new"] += self.store.add_activities(timeline)
+            timelines = self.store.timelines(sorted(set(person_of.values())))
+            last_written: dict[RecordKey, dict[str, str | None]] = {}
+            for c, object_type in {(k[0], k[1]) for k in records}:
+                ids = sorted(k[2] for k in records if k[:2] == (c, object_type))
+                for rid, values in self.store.last_written(c, object_type, ids).items():
+                    last_written[(c, object_type, rid)] = values
 
         people: dict[str, list[CrmRecord]] = {}
         for key in sorted(records, key=lambda k: (records[k].crm != crm, records[k].modified_at or now, k)):

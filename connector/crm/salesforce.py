@@ -301,6 +301,7 @@ class SalesforceAdapter:
 
     def begin(self) -> None:
         """Start a run: read the org's remaining daily API requests (one call) to size the share."""
+        self._campaigns = None  # campaigns are re-read once per run
         limits = self._call("reading API limits", lambda sf: sf.limits(timeout=self.timeout))
         daily = (limits or {}).get("DailyApiRequests") or {}
         remaining = daily.get("Remaining")
@@ -448,7 +449,11 @@ class SalesforceAdapter:
     # ------------------------------------------------------------------ owners
 
     def owners(self) -> list[Owner]:
-        """Users (active and inactive, with the flag) and queues (Group rows of Type 'Queue')."""
+        """Users (active and inactive, with the flag) and queues (Group rows of Type 'Queue').
+
+        The engine asks for owners first in every run, so this is where a run's API budget starts.
+        """
+        self.begin()
         out: list[Owner] = []
         for rows in self.query_pages(
             "SELECT Id, Name, Email, IsActive FROM User ORDER BY Id", "listing users"
@@ -598,10 +603,9 @@ class SalesforceAdapter:
     def feeds(self, until: datetime) -> list[Feed]:
         """Changed leads and contacts, then one feed per mapped activity object, each to `until`.
 
-        Starting the feeds starts the run's API budget (one `limits` call). Rows changed after
-        `until` (including the connector's own writes in this run) wait for the next run.
+        Rows changed after `until` (including the connector's own writes in this run) wait for the
+        next run.
         """
-        self.begin()
         out = [
             Feed(scope=f"salesforce:{name}", pull=functools.partial(self._record_feed, name, until=until))
             for name in self.objects()
