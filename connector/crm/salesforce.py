@@ -224,10 +224,13 @@ class ApiBudget:
         self.allowed = 0
         self.used = 0
 
-    def start(self, remaining: int) -> None:
-        self.allowed = math.floor(self.share * remaining)
-        self.reserve = remaining - self.allowed
+    def start(self, remaining: int, *, spent: int = 0) -> None:
+        """`remaining` now, after `spent` calls this run already made (the `limits` call itself)."""
+        at_start = remaining + spent
+        self.allowed = math.floor(self.share * at_start)
+        self.reserve = at_start - self.allowed
         self.remaining = remaining
+        self.used = spent
 
     def before_call(self, action: str) -> None:
         if self.reserve is None or self.remaining is None:
@@ -306,7 +309,7 @@ class SalesforceAdapter:
         daily = (limits or {}).get("DailyApiRequests") or {}
         remaining = daily.get("Remaining")
         if isinstance(remaining, int):
-            self.budget.start(remaining + 1)  # the limits call itself was already counted
+            self.budget.start(remaining, spent=1)  # the limits call itself was counted
 
     def query_pages(self, soql: str, action: str) -> Iterator[list[dict[str, Any]]]:
         """Every page of a query, following `nextRecordsUrl`; refuses to loop on a repeated locator."""
