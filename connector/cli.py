@@ -160,7 +160,7 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
         result = engine.explain(person)
         stored = engine.store.decision(result.person_id) if result else None
     if result is None:
-        err.print(f"No contact found for {person!r} in HubSpot.")
+        err.print(f"No contact or lead found for {person!r} in the configured CRMs.")
         raise SystemExit(ExitCode.CONFIG)
     if as_json:
         out.print_json(data=rep.explain_json(result, stored))
@@ -190,7 +190,7 @@ def status() -> None:
 @click.option("--people", default=300, show_default=True, help="Demo people to generate.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the demo data.")
 def sandbox(port: int, people: int, seed: int) -> None:
-    """Serve the HubSpot emulator with demo data until Ctrl-C."""
+    """Serve the HubSpot and Salesforce emulators with demo data until Ctrl-C."""
     from connector import demo as demo_mod
 
     demo_mod.serve_sandbox(out, port=port, people=people, seed=seed)

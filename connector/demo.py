@@ -24,7 +24,7 @@ from connector.engine import Engine, RunReport
 from connector.errors import ConfigError
 from connector.mapping.loader import load_mappings
 from connector.report import owner_label, print_summary
-from connector.sandbox.demo_data import ExpectedOutcome, build_demo_portal
+from connector.sandbox.demo_data import ExpectedOutcome
 from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import HubSpotStore
 from connector.sandbox.salesforce_app import SalesforceEmulator
@@ -71,15 +71,34 @@ def check_expected(store: HubSpotStore, outcomes: list[ExpectedOutcome]) -> list
 
 
 def serve_sandbox(console: Console, *, port: int, people: int, seed: int) -> None:
-    """Serve the emulator with demo data until Ctrl-C or SIGTERM; prints where to point the connector."""
-    store, _ = build_demo_portal(datetime.now(UTC), seed=seed, people=people)
+    """Serve both emulators with the joint demo data until Ctrl-C or SIGTERM; prints how to connect.
+
+    HubSpot on `port`, Salesforce (TLS, with a throwaway CA written to a temporary file) on `port + 1`.
+    """
+    joint = build_joint_demo(datetime.now(UTC), seed=seed, people=people)
+    store = joint.hubspot
+    certs = TestCertificates()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve_in_thread(HubSpotEmulator(store), port=port) as server:
+    sf_port = port + 1 if port else 0
+    with (
+        tempfile.TemporaryDirectory(prefix="connector-sandbox-") as tmp,
+        serve_in_thread(HubSpotEmulator(store), port=port) as server,
+        serve_in_thread(
+            SalesforceEmulator(joint.salesforce), port=sf_port, ssl_context=certs.server_context()
+        ) as sf_server,
+    ):
+        ca = certs.write_ca(Path(tmp) / "sandbox-ca.pem")
         console.print(f"HubSpot sandbox with {len(store.contacts)} demo contacts on {server.url}")
+        leads = len(joint.salesforce.records.get("Lead", {}))
+        console.print(f"Salesforce sandbox with {leads} demo leads on {sf_server.url}")
         console.print("Point the connector at it:")
         console.print(f"  export CONNECTOR_HUBSPOT_BASE_URL={server.url}")
         console.print(f"  export CONNECTOR_HUBSPOT_TOKEN={store.access_token}")
+        console.print("  export CONNECTOR_SALESFORCE_AUTH=session")
+        console.print(f"  export CONNECTOR_SALESFORCE_INSTANCE_URL={sf_server.url}")
+        console.print(f"  export CONNECTOR_SALESFORCE_SESSION_ID={joint.salesforce.session_id}")
+        console.print(f"  export CONNECTOR_SALESFORCE_CA_BUNDLE={ca}")
         console.print("Ctrl-C stops it.", end="\n")
         sys.stdout.flush()
         try:
