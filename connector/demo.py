@@ -178,7 +178,7 @@ def run_demo(
             second = engine.sync(command="demo")
             extra = len(store.writes()) + len(joint.salesforce.writes()) - writes_before
             console.print(
-                f"Second sync: {second.counts['evaluated']} records re-evaluated, {extra} write requests "
+                f"Second sync: {second.counts['people']} people re-evaluated, {extra} write requests "
                 f"to either CRM ({'idempotent' if extra == 0 else 'NOT idempotent'})."
             )
         finally:

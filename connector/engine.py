@@ -44,7 +44,7 @@ from connector.state.store import StateStore
 
 log = logging.getLogger("connector.engine")
 
-EXAMPLES_PER_RULE = 1
+PENDING_BATCH = 100  # records re-read per call when evaluating people with new activity only
 
 
 @dataclass
@@ -75,6 +75,9 @@ class RunReport:
     examples: dict[str, PersonResult] = field(default_factory=dict)
     failures: list[WriteResult] = field(default_factory=list)
     api_calls: int = 0
+    stopped: bool = False
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    """People per stage decided this run (a person seen in several feeds counts once)."""
 
     @property
     def intents(self) -> list[WriteIntent]:
@@ -146,32 +149,101 @@ class Engine:
 
     # ------------------------------------------------------------------ the pass
 
-    def sync(self, *, dry_run: bool = False, command: str = "sync") -> RunReport:
+    def sync(
+        self,
+        *,
+        dry_run: bool = False,
+        command: str = "sync",
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> RunReport:
+        """One pass. `should_stop` is asked between pages: a graceful stop (SIGTERM) finishes the
+        page in flight, whose cursor is then saved, and ends the run as "stopped"."""
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
+            log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
             try:
-                self._pass(report, now)
+                self._pass(report, now, should_stop)
             except DailyLimitExhausted as exc:  # committed pages keep their cursors: resume next run
                 self.store.finish_run(report.run_id, "partial", report.counts, error=exc.message)
+                log.error(
+                    "run stopped: %s", exc.message,
+                    extra={"event": "run.partial", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
                 raise
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
+                log.error(
+                    "run failed: %s", exc.message,
+                    extra={"event": "run.failed", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
                 raise
-            self.store.finish_run(report.run_id, "partial" if report.failures else "ok", report.counts)
+            status = "stopped" if report.stopped else "partial" if report.failures else "ok"
+            report.stage_counts = self.store.stage_counts(run_id=report.run_id)
+            report.counts["people"] = sum(report.stage_counts.values())
+            self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
+        event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
+        log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
 
-    def _pass(self, report: RunReport, now: datetime) -> None:
+    def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
+        """Activity feeds first (timelines only), then changed records, then everyone whose
+        timeline grew but who was not among the changed records — each person decided once, with
+        all their new activity in, so a backfill never writes an interim stage."""
         active = self._active_owners(report)
         pointers = self.store.pointers()
-        for crm, binding in self.crms.items():
-            for feed in binding.adapter.feeds(now):
-                for page in feed.pull(self.store.get_cursor(feed.scope)):
+        feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
+        feeds.sort(key=lambda item: item[1].kind != "activities")
+        for crm, feed in feeds:
+            for page in feed.pull(self.store.get_cursor(feed.scope)):
+                if feed.kind == "activities":
+                    self._activity_page(report, crm, page, feed.scope)
+                else:
                     self._page(report, crm, page, feed.scope, active, pointers, now)
+                if self._stop_requested(report, should_stop):
+                    return
+        for crm, binding in self.crms.items():
+            while batch := self.store.pending(crm, limit=PENDING_BATCH):
+                ids = [record_id for _object, record_id in batch]
+                records = binding.adapter.read(ids)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active, pointers, now)  # fmt: skip
+                gone = sorted(set(ids) - {r.record_id for r in records})
+                if gone:  # deleted or merged in the CRM since: nothing left to decide
+                    with self.store.transaction():
+                        for object_type in {o for o, rid in batch if rid in gone}:
+                            self.store.clear_pending(crm, object_type, gone)
+                if self._stop_requested(report, should_stop):
+                    return
+
+    @staticmethod
+    def _stop_requested(report: RunReport, should_stop: Callable[[], bool]) -> bool:
+        if should_stop():
+            report.stopped = True
+            log.info("stopping after the page in flight", extra={"event": "run.stopping"})
+        return report.stopped
+
+    def _activity_page(self, report: RunReport, crm: Crm, page: Page, scope: str) -> None:
+        """Append a page of activities and mark their people for evaluation, with the cursor."""
+        records = {_key(r): r for r in page.records}
+        with self.store.transaction():  # one commit for the page's identities, not one per record
+            person_of = {key: self._resolve(record) for key, record in records.items()}
+        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
+        with self.store.transaction():
+            for c, object_type in {key[:2] for key in records}:
+                marked = {key[2]: pid for key, pid in person_of.items() if key[:2] == (c, object_type)}
+                self.store.mark_pending(c, object_type, marked)
+            if page.cursor is not None:
+                self.store.set_cursor(scope, page.cursor)
+        log.info(
+            "activity page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "activities": len(page.activities), "written": 0, "failed": 0, "cursor": page.cursor},
+        )  # fmt: skip
 
     def _active_owners(self, report: RunReport | None = None) -> dict[Crm, frozenset[str]]:
         """Per CRM, the owner ids routing may keep or assign: active users, plus queues that
@@ -190,7 +262,7 @@ class Engine:
         report: RunReport,
         crm: Crm,
         page: Page,
-        scope: str,
+        scope: str | None,
         active: Mapping[Crm, frozenset[str]],
         pointers: dict[str, int],
         now: datetime,
@@ -245,25 +317,36 @@ class Engine:
                 self.store.save_decision(report.run_id, decision)
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
-            if page.cursor is not None:
+            for c, object_type in {key[:2] for key in records}:  # linked records are decided too
+                self.store.clear_pending(
+                    c, object_type, [key[2] for key in records if key[:2] == (c, object_type)]
+                )
+            if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         self._tally(report, results, written)
+        log.info(
+            "page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "written": sum(1 for w in written if w.ok), "failed": sum(1 for w in written if not w.ok),
+                   "cursor": page.cursor},
+        )  # fmt: skip
 
     def _linked_records(
         self, records: Mapping[RecordKey, CrmRecord], person_of: Mapping[RecordKey, str]
     ) -> dict[RecordKey, CrmRecord]:
         """The current values of the page's people's other records, in every configured CRM."""
-        wanted: dict[tuple[Crm, str], list[str]] = {}
+        wanted: dict[Crm, set[str]] = {}
         for pid in sorted(set(person_of.values())):
             for c, object_type, rid in self.store.records_of(pid):
-                key = (c, object_type, rid)
-                if c in self.crms and key not in records:
-                    wanted.setdefault((c, object_type), []).append(rid)
+                if (
+                    c in self.crms
+                    and object_type in self.crms[c].objects
+                    and (c, object_type, rid) not in records
+                ):
+                    wanted.setdefault(c, set()).add(rid)
         found: dict[RecordKey, CrmRecord] = {}
-        for (c, object_type), ids in sorted(wanted.items()):
-            if object_type not in self.crms[c].objects:
-                continue
-            for record in self.crms[c].adapter.read_records(object_type, sorted(set(ids))):
+        for c, ids in sorted(wanted.items()):
+            for record in self.crms[c].adapter.read(sorted(ids)):
                 found[_key(record)] = record
         return found
 
@@ -275,7 +358,6 @@ class Engine:
         report.counts["evaluated"] += len(results)
         for result in results:
             decision = result.decision
-            report.counts[f"stage:{decision.stage}"] += 1
             if result.intent is not None:
                 report.counts["intents"] += 1
             if report.dry_run:

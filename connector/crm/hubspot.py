@@ -403,7 +403,7 @@ class HubSpotAdapter:
         if self.mapping.activities.events.enabled:
             for event_type in self.mapping.activities.events.types:
                 pull = partial(self._event_pages, event_type, until=until)
-                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull))
+                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
         return out
 
     def _contact_pages(self, cursor: str | None, until: datetime) -> Iterator[Page]:
@@ -431,8 +431,8 @@ class HubSpotAdapter:
             activities += self.date_activities(record)
         return activities
 
-    def read_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
-        return self.read_contacts(ids) if object_type == OBJECT else []
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        return self.read_contacts(record_ids)
 
     def find(self, key: str) -> CrmRecord | None:
         key = key.strip()

@@ -419,7 +419,7 @@ class SalesforceAdapter:
                 position = SfCursor(stamp, str(last["Id"])) if stamp else position
             yield RecordPage(records, position)
 
-    def read(self, object_name: str, ids: Sequence[str]) -> list[CrmRecord]:
+    def read_object(self, object_name: str, ids: Sequence[str]) -> list[CrmRecord]:
         """Records by id (converted leads included), IN lists of at most IN_CHUNK ids per query."""
         out: list[CrmRecord] = []
         for chunk in _chunks(sorted(set(ids)), IN_CHUNK):
@@ -614,7 +614,11 @@ class SalesforceAdapter:
             for name in self.objects()
         ]
         out += [
-            Feed(scope=f"salesforce:{name}", pull=functools.partial(self._activity_feed, name, until=until))
+            Feed(
+                scope=f"salesforce:{name}",
+                pull=functools.partial(self._activity_feed, name, until=until),
+                kind="activities",
+            )
             for name in self.activity_objects()
         ]
         return out
@@ -643,7 +647,7 @@ class SalesforceAdapter:
         records = {
             r.record_id: r
             for name in self.objects()
-            for r in self.read(name, sorted(by_object.get(name, ())))
+            for r in self.read_object(name, sorted(by_object.get(name, ())))
         }
         moved: dict[str, str] = {}
         for record in list(records.values()):
@@ -653,7 +657,7 @@ class SalesforceAdapter:
                 del records[record.record_id]
         missing = sorted(set(moved.values()) - set(records))
         if missing and "Contact" in self.mapping.objects:
-            records.update({r.record_id: r for r in self.read("Contact", missing)})
+            records.update({r.record_id: r for r in self.read_object("Contact", missing)})
         out = []
         for activity in activities:
             target = moved.get(activity.record_id)
@@ -663,11 +667,15 @@ class SalesforceAdapter:
                 out.append(activity)
         return list(records.values()), out
 
-    def read_records(self, object_type: str, ids: Sequence[str]) -> list[CrmRecord]:
-        """Current values of known records (for a person also seen in another CRM)."""
-        if object_type not in self.mapping.objects:
-            return []
-        records = self.read(object_type, ids)
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        """Current leads and contacts by id (the object from the id's key prefix). A lead converted
+        since is absent: its person lives on in the contact it became."""
+        by_object: dict[str, list[str]] = {}
+        for record_id in record_ids:
+            object_type = PREFIX_OBJECT.get(record_id[:3])
+            if object_type is not None and object_type in self.mapping.objects:
+                by_object.setdefault(object_type, []).append(record_id)
+        records = [r for name, ids in sorted(by_object.items()) for r in self.read_object(name, ids)]
         return [r for r in records if not r.source_values.get("ConvertedContactId")]
 
     def find(self, key: str) -> CrmRecord | None:
@@ -675,7 +683,7 @@ class SalesforceAdapter:
         if "@" in key:
             found = self.find_by_email(key)
         elif key[:3] in PREFIX_OBJECT and PREFIX_OBJECT[key[:3]] in self.mapping.objects:
-            found = self.read_records(PREFIX_OBJECT[key[:3]], [key])
+            found = self.read([key])
         else:
             return None
         return found[0] if found else None
@@ -790,7 +798,7 @@ class SalesforceAdapter:
 
     def _follow_conversion(self, intent: WriteIntent) -> WriteIntent | WriteResult:
         """The same decision aimed at the contact the lead became, or why it cannot be written."""
-        lead = self.read("Lead", [intent.record_id])
+        lead = self.read_object("Lead", [intent.record_id])
         contact_id = str(lead[0].source_values.get("ConvertedContactId") or "") if lead else ""
         contact = self.mapping.objects.get("Contact")
         if not contact_id:
@@ -805,7 +813,7 @@ class SalesforceAdapter:
                 "writing Contacts",
             )
         changes = self.translate_changes(intent.changes, "Lead", "Contact")
-        current = {r.record_id: r for r in self.read("Contact", [contact_id])}
+        current = {r.record_id: r for r in self.read_object("Contact", [contact_id])}
         record = current.get(contact_id)
         if record is None or not changes:
             return WriteResult(

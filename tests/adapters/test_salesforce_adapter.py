@@ -88,7 +88,7 @@ def test_apostrophes_and_quotes_do_not_break_any_query(sf_sandbox) -> None:  # t
     pulled = [r for page in adapter.pull("Lead", None) for r in page.records]
     assert [r.record_id for r in pulled] == [tricky["Id"]]
     assert [r.record_id for r in adapter.find_by_email("O\"HARA's\\x@example.com")] == [tricky["Id"]]
-    assert [r.record_id for r in adapter.read("Lead", [tricky["Id"]])] == [tricky["Id"]]
+    assert [r.record_id for r in adapter.read([tricky["Id"]])] == [tricky["Id"]]
     assert all(r.status == 200 for r in store.requests)
 
 
