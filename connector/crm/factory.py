@@ -180,7 +180,7 @@ def build_adapters(settings: Settings, mappings: Mappings) -> dict[Crm, CrmAdapt
             )
     if adapters:
         for message in skipped:
-            log.warning(message)
+            log.warning(message, extra={"event": "crm.skipped"})
     else:
         raise ConfigError(
             "no CRM to sync: set CONNECTOR_HUBSPOT_TOKEN (for hubspot.yaml) and/or CONNECTOR_SALESFORCE_AUTH "

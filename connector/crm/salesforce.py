@@ -291,7 +291,7 @@ class SalesforceAdapter:
                 error = translate(exc, action)
                 code, _ = _error_code(exc)
                 if code == "INVALID_SESSION_ID" and self._relogin is not None:
-                    log.info("Salesforce session expired; logging in again")
+                    log.info("Salesforce session expired; logging in again", extra={"event": "crm.relogin"})
                     self.client = self._relogin()
                     raise TransientError("Salesforce session expired; logged in again") from None
                 raise error from None
