@@ -254,7 +254,7 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
         result = engine.explain(person)
         stored = engine.store.decision(result.person_id) if result else None
     if result is None:
-        err.print(f"No contact or lead found for {person!r} in the configured CRMs.")
+        err.print(f"No contact found for {person!r} in the configured CRMs (contacts and leads).")
         raise SystemExit(ExitCode.CONFIG)
     if as_json:
         out.print_json(data=rep.explain_json(result, stored))
