@@ -348,3 +348,21 @@ def test_cli_sync_and_validate_online_with_session_auth(
     assert f"salesforce.yaml:{mql_line}:" in err
     assert "'Marketing Qualfied' is not a value of the Lead.Status picklist" in err
     assert "Marketing Qualified" in err
+
+
+def test_plan_writes_nothing_and_explain_merges_both_crms(joint: Joint) -> None:
+    engine = joint.engine()
+    planned = engine.sync(dry_run=True)
+    assert planned.intents
+    assert {i.crm for i in planned.intents} == {"hubspot", "salesforce"}
+    assert joint.demo.hubspot.writes() == []
+    assert joint.demo.salesforce.writes() == []
+
+    engine.sync()
+    expected = next(e for e in joint.demo.salesforce_expected if e.persona == "cross_web_and_call")
+    result = engine.explain(expected.record_id)
+    assert result is not None
+    assert result.decision.stage == "sql"
+    assert "sales_touches_14d" in result.decision.reason
+    assert result.decision.signals["sales_touches_14d"] >= 1  # the Salesforce call
+    assert result.decision.signals["interactions_30d"] >= 4  # plus the HubSpot page views
