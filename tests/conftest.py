@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
+pytest_plugins = ["sf_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO / "mappings"
 # The PostgreSQL server the state tests use (trust auth on loopback where tests run). Not a

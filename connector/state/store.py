@@ -417,120 +417,80 @@ class StateStore:
 
     # ------------------------------------------------------------------ identity
 
-    def resolve_person(self, crm: Crm, object_type: str, record_id: str, email: str | None) -> str:
+    def resolve_person(
+        self,
+        crm: Crm,
+        object_type: str,
+        record_id: str,
+        email: str | None,
+        links: Sequence[tuple[str, str, str]] = (),
+    ) -> str:
         """The person id for a CRM record, creating the person on first sight.
 
-        A record seen before keeps its person; a new record joins the person with the same
-        normalised email, so one human has one timeline across CRMs.
+        A record seen before keeps its person; a new record joins the person of a record it links
+        to (HubSpot's `salesforceleadid`...), else the person with the same email key, so one human
+        has one timeline across CRMs. A link between two records that are two persons so far (their
+        emails differ) merges them: the older person keeps its id, the other's records, activities
+        and decision move to it. `email` is the match key (`identity.match_key`).
         """
         email = _clean(email)
         if email is not None and len(email) > t.persons.c.email.type.length:  # type: ignore[attr-defined]
             email = None  # not an address (the identity rules reject these); never a database error
         with self._c() as c:
-            ident = t.identities.c
-            pid = c.execute(
-                select(ident.person_id).where(
-                    ident.crm == crm, ident.object_type == object_type, ident.record_id == record_id
-                )
-            ).scalar()
-            if pid is not None:
-                if email:
-                    c.execute(
-                        update(t.persons)
-                        .where(
-                            t.persons.c.id == pid,
-                            or_(t.persons.c.email.is_(None), t.persons.c.email != email),
-                        )
-                        .values(email=email)
-                    )
-                return str(pid)
-            if email:
-                pid = c.execute(select(t.persons.c.id).where(t.persons.c.email == email).limit(1)).scalar()
+            pid = self._person_of(c, crm, object_type, record_id)
+            linked = [p for link in links if (p := self._person_of(c, *link)) is not None]
+            if pid is None and linked:
+                pid = linked[0]
+            if pid is None and email:
+                pid = c.execute(
+                    select(t.persons.c.id)
+                    .where(t.persons.c.email == email)
+                    .order_by(t.persons.c.created_at)
+                    .limit(1)
+                ).scalar()
             if pid is None:
                 pid = "p_" + uuid.uuid4().hex[:20]
                 c.execute(insert(t.persons).values(id=pid, email=email, created_at=self.clock()))
-            _insert_ignore(
-                c, t.identities, crm=crm, object_type=object_type, record_id=record_id, person_id=pid
-            )
+            elif email:
+                c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
+            if self._person_of(c, crm, object_type, record_id) is None:
+                c.execute(
+                    insert(t.identities).values(
+                        crm=crm, object_type=object_type, record_id=record_id, person_id=pid
+                    )
+                )
+            for other in dict.fromkeys(linked):
+                if other != pid:
+                    self._merge(c, keep=str(pid), drop=other)
+            for link in links:  # a linked record not seen yet joins now, so its pages find this person
+                if self._person_of(c, *link) is None:
+                    c.execute(
+                        insert(t.identities).values(
+                            crm=link[0], object_type=link[1], record_id=link[2], person_id=pid
+                        )
+                    )
             return str(pid)
 
-    def resolve_persons(
-        self, crm: Crm, object_type: str, records: Sequence[tuple[str, str | None]]
-    ) -> dict[str, str]:
-        """`resolve_person` for a page of (record id, normalised email): record id -> person id.
-
-        Same rules, a handful of statements instead of several per record: known records in one
-        query, new ones joined to people with the same email in another, the rest created in bulk.
-        """
-        limit = t.persons.c.email.type.length  # type: ignore[attr-defined]
-        wanted: dict[str, str | None] = {}
-        for rid, email in records:
-            cleaned = _clean(email)
-            wanted[rid] = cleaned if cleaned is not None and len(cleaned) <= limit else None
+    @staticmethod
+    def _person_of(c: Connection, crm: str, object_type: str, record_id: str) -> str | None:
         ident = t.identities.c
-        out: dict[str, str] = {}
-        with self._c() as c:
-            for chunk in _chunks(list(wanted), 500):
-                rows = c.execute(
-                    select(ident.record_id, ident.person_id).where(
-                        ident.crm == crm, ident.object_type == object_type, ident.record_id.in_(chunk)
-                    )
-                )
-                out.update({r.record_id: r.person_id for r in rows})
-            self._refresh_emails(
-                c, {out[rid]: email for rid, email in wanted.items() if rid in out and email}
+        pid = c.execute(
+            select(ident.person_id).where(
+                ident.crm == crm, ident.object_type == object_type, ident.record_id == record_id
             )
-            new = {rid: email for rid, email in wanted.items() if rid not in out}
-            if not new:
-                return out
-            by_email: dict[str, str] = {}
-            emails = sorted({e for e in new.values() if e})
-            for chunk in _chunks(emails, 500):
-                for r in c.execute(
-                    select(t.persons.c.id, t.persons.c.email).where(t.persons.c.email.in_(chunk))
-                ):
-                    by_email.setdefault(r.email, r.id)
-            people: list[dict[str, Any]] = []
-            links: list[dict[str, Any]] = []
-            now = self.clock()
-            for rid, email in new.items():
-                pid = by_email.get(email) if email else None
-                if pid is None:
-                    pid = "p_" + uuid.uuid4().hex[:20]
-                    people.append({"id": pid, "email": email, "created_at": now})
-                    if email:
-                        by_email[email] = pid
-                out[rid] = pid
-                links.append({"crm": crm, "object_type": object_type, "record_id": rid, "person_id": pid})
-            for chunk in _chunks(people, 500):
-                c.execute(insert(t.persons), chunk)
-            for chunk in _chunks(links, 500):
-                c.execute(_dialect_insert(c, t.identities).values(chunk).on_conflict_do_nothing())
-            # Another run may have linked some of these records first: its link is the one kept.
-            for chunk in _chunks(list(new), 500):
-                rows = c.execute(
-                    select(ident.record_id, ident.person_id).where(
-                        ident.crm == crm, ident.object_type == object_type, ident.record_id.in_(chunk)
-                    )
-                )
-                out.update({r.record_id: r.person_id for r in rows})
-        return out
+        ).scalar()
+        return str(pid) if pid is not None else None
 
-    def _refresh_emails(self, c: Connection, emails: Mapping[str, str]) -> None:
-        """Keep a person's email current when their CRM record's email changed."""
-        stored: dict[str, str | None] = {}
-        for chunk in _chunks(sorted(emails), 500):
-            stored.update(
-                {
-                    r.id: r.email
-                    for r in c.execute(
-                        select(t.persons.c.id, t.persons.c.email).where(t.persons.c.id.in_(chunk))
-                    )
-                }
-            )
-        for pid, email in emails.items():
-            if pid in stored and stored[pid] != email:
-                c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
+    def _merge(self, c: Connection, *, keep: str, drop: str) -> None:
+        """Fold person `drop` into `keep`: identities and activities move, drop's decision goes."""
+        c.execute(update(t.identities).where(t.identities.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.activities).where(t.activities.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.audit).where(t.audit.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.failed_writes).where(t.failed_writes.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.write_journal).where(t.write_journal.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.pending).where(t.pending.c.person_id == drop).values(person_id=keep))
+        c.execute(t.decisions.delete().where(t.decisions.c.person_id == drop))
+        c.execute(t.persons.delete().where(t.persons.c.id == drop))
 
     def find_person(self, key: str) -> str | None:
         """A person by id, normalised email or any CRM record id."""

@@ -457,26 +457,3 @@ def test_hostile_text_is_stored_on_both_backends(store: StateStore) -> None:
     assert "\x00" not in back.url
     assert back.url.endswith("\u202e\x07")
     assert back.name == "form\ufffdname 🙂"
-
-
-def test_a_page_of_records_resolves_like_one_at_a_time(store: StateStore) -> None:
-    ana = store.resolve_person("hubspot", "contacts", "1", "ana@acme.example")
-    out = store.resolve_persons(
-        "hubspot",
-        "contacts",
-        [
-            ("1", "ana.new@acme.example"),  # known record: keeps its person, email refreshed
-            ("2", "ana.new@acme.example"),  # new record, same email: joins that person
-            ("3", "cy@acme.example"),  # new person...
-            ("4", "cy@acme.example"),  # ...shared by a duplicate in the same page
-            ("5", None),  # no email: a person of its own
-            ("6", "x" * 400),  # too long to be an address: stored without one
-        ],
-    )
-    assert out["1"] == out["2"] == ana
-    assert out["3"] == out["4"] != ana
-    assert len({out["5"], out["6"], out["3"], ana}) == 4
-    assert store.person_email(ana) == "ana.new@acme.example"
-    assert store.person_email(out["6"]) is None
-    assert store.resolve_persons("hubspot", "contacts", [("3", "cy@acme.example")]) == {"3": out["3"]}
-    assert store.resolve_person("hubspot", "contacts", "4", "cy@acme.example") == out["3"]
