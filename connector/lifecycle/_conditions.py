@@ -8,7 +8,7 @@ crashes a run: the rule counts as not matched and the error is recorded where `e
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,8 @@ from connector.model import FieldValue
 
 _PERSON_ATTR = re.compile(r"\bperson\s*\.\s*([A-Za-z_]\w*)")
 _PERSON_INDEX = re.compile(r"""\bperson\s*\[\s*["']([^"']+)["']\s*\]""")
-_MEMO_SIZE = 4096
+_MEMO_SIZE = 65_536
+_MISSING = ("<missing>",)
 # Names whose values are static configuration, not facts about the person: never worth tracing.
 _STATIC_NAMES = frozenset({"lists", "person"})
 
@@ -128,6 +129,80 @@ class Condition:
             elif key in context:
                 values[key] = _plain(context[key])
         return values
+
+
+class ConditionGroup:
+    """Conditions evaluated for the bulk path: each memoised on a cheap key of exactly what it reads.
+
+    `Condition.evaluate` freezes the narrowed context for its memo and collects the values read for
+    the trace; the bulk path (`simulate`, the benchmark) needs neither, so each member gets a key
+    extractor built once: the values of the top-level names it reads, the person fields it reads
+    with their Python type (so CEL's 1 / 1.0 / true distinctions survive), and the identity of the
+    `lists` map, which is configuration that never changes while the evaluator lives. A hit
+    returns what CEL returned for the same inputs; CEL is pure, so that is what it would return.
+    """
+
+    def __init__(self, conditions: Sequence[Condition]) -> None:
+        self.conditions = tuple(conditions)
+        self._keys = tuple(_KeyExtractor.of(condition) for condition in self.conditions)
+        self._memos: tuple[dict[Hashable, bool], ...] = tuple({} for _ in self.conditions)
+
+    def holds(self, index: int, context: Mapping[str, Any]) -> bool:
+        """Whether member `index` holds (an evaluation error counts as not holding)."""
+        key = self._keys[index].key(context)
+        memo = self._memos[index]
+        cached = memo.get(key)
+        if cached is None:
+            condition = self.conditions[index]
+            cached = condition._run(condition.narrow(context))[0]
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[key] = cached
+        return cached
+
+    def matches(self, context: Mapping[str, Any]) -> tuple[bool, ...]:
+        """Whether each member holds."""
+        return tuple(self.holds(index, context) for index in range(len(self.conditions)))
+
+    def first(self, context: Mapping[str, Any]) -> int | None:
+        """Index of the first member that holds, or None (later members are not evaluated)."""
+        for index in range(len(self.conditions)):
+            if self.holds(index, context):
+                return index
+        return None
+
+
+@dataclass(frozen=True)
+class _KeyExtractor:
+    top: tuple[str, ...]
+    person_keys: tuple[str, ...] | None
+    reads_person: bool
+    reads_lists: bool
+
+    @classmethod
+    def of(cls, condition: Condition) -> _KeyExtractor:
+        variables = set(condition.variables)
+        keys = condition.members.get("person")
+        return cls(
+            top=tuple(sorted(variables - _STATIC_NAMES)),
+            person_keys=tuple(sorted(keys)) if keys is not None else None,
+            reads_person="person" in variables,
+            reads_lists="lists" in variables,
+        )
+
+    def key(self, context: Mapping[str, Any]) -> Hashable:
+        parts: list[Hashable] = [context.get(name, _MISSING) for name in self.top]
+        if self.reads_person:
+            person = context.get("person")
+            if self.person_keys is not None and isinstance(person, Mapping):
+                for name in self.person_keys:
+                    value = person.get(name, _MISSING)
+                    parts.append((type(value), value))
+            else:
+                parts.append(_freeze(person))
+        if self.reads_lists:
+            parts.append(id(context.get("lists")))
+        return tuple(parts)
 
 
 def _member_accesses(source: str, variables: list[str]) -> dict[str, frozenset[str]]:
