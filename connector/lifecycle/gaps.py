@@ -174,7 +174,8 @@ class GapFinder:
         if name == "fit_score":
             if operator in (">=", ">"):
                 need = literal - value + (1 if operator == ">" else 0)
-                return f"needs {_number(need)} more fit points (fit score {shown}, needs {operator} {_number(literal)})"
+                wanted = f"{operator} {_number(literal)}"
+                return f"needs {_number(need)} more fit points (fit score {shown}, needs {wanted})"
             return f"needs fit score {operator} {_number(literal)} (is {shown})"
         spec = self._criteria.signals.get(name)
         if spec is None:
@@ -208,7 +209,7 @@ class GapFinder:
 
 
 def _plural(noun: str, count: float) -> str:
-    if count == 1 or noun.endswith("s") and not noun.endswith("ss"):
+    if count == 1 or (noun.endswith("s") and not noun.endswith("ss")):
         return noun
     if re.search(r"[^aeiou]y$", noun):
         return noun[:-1] + "ies"

@@ -148,12 +148,12 @@ class CriteriaEvaluator:
     def person_context(self, person: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
         """The `person` conditions see: declared fields (missing -> typed zero) plus `email_domain`."""
         values: dict[str, FieldValue] = {key: value for key, value in person.items() if value is not None}
-        for name, kind in self._person_fields.items():
-            if values.get(name) is None:
-                values[name] = ZERO_VALUES.get(kind, "")
         if values.get("email_domain") is None:
             email = person.get("email")
             values["email_domain"] = email_domain(email if isinstance(email, str) else None)
+        for name, kind in self._person_fields.items():
+            if values.get(name) is None:
+                values[name] = ZERO_VALUES.get(kind, "")
         return values
 
     def context(
@@ -247,7 +247,9 @@ class CriteriaEvaluator:
 
     def gaps(self, decision: Decision, person: Mapping[str, FieldValue]) -> list[Gap]:
         """What each stage rule above the decided stage still needs, in plain language (for explain)."""
-        context = self.context(self.person_context(person), decision.signals, decision.fit_score, decision.fit_grade)
+        context = self.context(
+            self.person_context(person), decision.signals, decision.fit_score, decision.fit_grade
+        )
         cap = None
         if decision.disqualified_by is not None:
             cap = next(d.cap for d in self._criteria.disqualifiers if d.name == decision.disqualified_by)

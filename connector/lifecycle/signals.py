@@ -35,6 +35,7 @@ What each kind computes over the activities in its window that pass its filters:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -144,9 +145,11 @@ class _Signal:
             return self._score(events)
         days = sorted({event.day for event in events})
         if kind == "longest_gap_days":
-            return max((later - earlier for earlier, later in zip(days, days[1:], strict=False)), default=0)
+            return max((later - earlier for earlier, later in itertools.pairwise(days)), default=0)
         if kind == "returns":
-            return sum(1 for earlier, later in zip(days, days[1:], strict=False) if later - earlier <= self.within_days)
+            return sum(
+                1 for earlier, later in itertools.pairwise(days) if later - earlier <= self.within_days
+            )
         return self._cadence(days, anchors)
 
     def _cadence(self, days: list[int], anchors: Sequence[_Event]) -> int:

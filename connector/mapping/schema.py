@@ -7,6 +7,7 @@ criteria.yaml, a rule's names exist...) live in `loader.py`, which knows where e
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -302,3 +303,54 @@ class HubSpotMapping(StrictModel):
     )
     writes: list[str] = Field(min_length=1, description="the only properties the connector may write")
     activities: HubSpotActivities = Field(default_factory=HubSpotActivities)
+
+
+# --------------------------------------------------------------------------- criteria.examples.yaml
+
+
+EXAMPLES_AS_OF = "2026-01-15T12:00:00Z"
+"""Default evaluation time of criteria examples: noon UTC, so whole `days_ago` never straddle a date."""
+
+
+class ExampleActivity(StrictModel):
+    """One activity of an example person, `days_ago` days before the examples' `as_of` time."""
+
+    type: str
+    days_ago: float = Field(ge=0, le=3650)
+    url: str | None = None
+    name: str | None = None
+    repeat: int = Field(default=1, ge=1, le=1000, description="how many (each one minute earlier)")
+
+
+class ExampleExpectation(StrictModel):
+    """What the criteria must decide. Omitted keys are not checked; `none` means "no value"."""
+
+    stage: str
+    rule: str | None = Field(default=None, description="the stage rule that fires (`none`: no rule)")
+    lead_status: str | None = None
+    fit_grade: str | None = None
+    disqualified_by: str | None = None
+    recycled_by: str | None = None
+
+
+class CriteriaExample(StrictModel):
+    """An example person with a timeline and the decision the criteria must reach for them."""
+
+    name: str
+    description: str = ""
+    person: dict[str, str | bool | int | float | None] = Field(default_factory=dict)
+    activities: list[ExampleActivity] = Field(default_factory=list)
+    current_stage: str | None = None
+    current_lead_status: str | None = None
+    days_in_stage: int | None = Field(default=None, ge=0, le=36500)
+    expect: ExampleExpectation
+
+
+class CriteriaExamples(StrictModel):
+    """criteria.examples.yaml: the criteria's unit tests, run by `connector validate`."""
+
+    as_of: datetime = Field(default_factory=lambda: datetime.fromisoformat(EXAMPLES_AS_OF))
+    profiles: dict[str, dict[str, str | bool | int | float | None]] = Field(
+        default_factory=dict, description="named person profiles to reuse with YAML anchors (&name / *name)"
+    )
+    examples: list[CriteriaExample] = Field(min_length=1)

@@ -31,7 +31,17 @@ FORBIDDEN_MODULES = {
     "connector.state",
     "connector.engine",
 }
-ALLOWED_IMPORTS = {"__future__", "collections", "dataclasses", "datetime", "math", "re", "typing", "connector"}
+ALLOWED_IMPORTS = {
+    "__future__",
+    "collections",
+    "dataclasses",
+    "datetime",
+    "itertools",
+    "math",
+    "re",
+    "typing",
+    "connector",
+}
 ALLOWED_CONNECTOR = (
     "connector.lifecycle",
     "connector.mapping.schema",
