@@ -112,7 +112,7 @@ def run_demo(
         )
         state = StateStore.open(demo_settings.state_url)
         try:
-            engine = Engine(mappings, state, hubspot_adapter(demo_settings, mappings.hubspot))
+            engine = Engine(mappings, state, {"hubspot": hubspot_adapter(demo_settings, mappings.hubspot)})
             report = engine.sync(command="demo")
             print_summary(console, report)
             _print_examples(console, report)
@@ -122,7 +122,7 @@ def run_demo(
             second = engine.sync(command="demo")
             extra = len(store.writes()) - writes_before
             console.print(
-                f"Second sync: {second.counts['evaluated']} people re-evaluated, {extra} write requests "
+                f"Second sync: {second.counts['people']} people re-evaluated, {extra} write requests "
                 f"({'idempotent' if extra == 0 else 'NOT idempotent'})."
             )
         finally:
@@ -136,18 +136,11 @@ def _secret(value: str) -> SecretStr:
 
 def _print_examples(console: Console, report: RunReport) -> None:
     """One person per rule that fired, with the reason and the owner decision."""
-    shown: set[str] = set()
     console.print("[bold]Why[/bold]: one example per rule that fired")
-    for p in report.people:
-        fired = next((t.name for t in p.decision.trace if t.kind == "stage" and t.matched), "default")
-        key = p.decision.disqualified_by or fired
-        if key in shown or p.intent is None:
-            continue
-        shown.add(key)
+    for p in report.examples.values():
         owner = owner_label(p.decision.owner_id, report.owners)
-        console.print(
-            f"  {p.record.email or p.record.record_id} -> [bold]{p.decision.stage}[/bold]", markup=True
-        )
+        who = p.record.email or p.record.record_id
+        console.print(f"  {who} -> [bold]{p.decision.stage}[/bold]", markup=True)
         console.print(f"      why:   {p.decision.reason}", markup=False)
         console.print(f"      owner: {owner} ({p.decision.owner_reason})", markup=False)
 

@@ -1,8 +1,10 @@
 """One pass of the job, and the only module that wires I/O to the pure lifecycle core.
 
-pull changed contacts and new activities -> resolve persons -> append to the timeline -> evaluate
-criteria -> route owners at the hand-off -> diff against the CRM -> write only what changed ->
-audit -> advance cursors (after the writes they cover).
+For every page of every adapter feed: resolve persons -> append activities to their timelines ->
+evaluate the criteria -> route owners at the hand-off -> diff against the CRM -> write only what
+changed -> record decisions, audit rows and the feed's cursor in one transaction. A crash replays
+at most the page in flight, and the diff (CRM values vs desired) makes the replay write nothing
+that already landed.
 
 `plan` runs the very same pass inside a state transaction that is rolled back, and skips the CRM
 writes, so what it prints is exactly what `sync` would do.
@@ -13,35 +15,44 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.crm.hubspot import HubSpotAdapter, parse_hs_time, to_epoch_ms
+from connector.crm.base import CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, ExitCode
 from connector.lifecycle.diff import FieldMap, plan_write
+from connector.lifecycle.gaps import Gap
 from connector.lifecycle.identity import email_domain, normalize_email
 from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
-from connector.lifecycle.rules import CriteriaEvaluator
+from connector.lifecycle.rules import CriteriaEvaluator, Handoff
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
-from connector.model import Activity, CrmRecord, Decision, Owner, SourceActivity, WriteIntent, WriteResult
+from connector.model import (
+    Activity,
+    Crm,
+    CrmRecord,
+    Decision,
+    Owner,
+    SourceActivity,
+    WriteIntent,
+    WriteResult,
+)
 from connector.state.store import StateStore
 
 log = logging.getLogger("connector.engine")
 
-CONTACTS_CURSOR = "hubspot:contacts:lastmodifieddate"
-
-
-def events_cursor(event_type: str) -> str:
-    return f"hubspot:events:{event_type}"
+PENDING_BATCH = 100  # records re-read per call when evaluating people with new activity only
+RECYCLE_SWEEP_AFTER = timedelta(days=1)
+"""People at a recyclable stage whose last decision is older than this are re-read and re-decided
+each run, so a hand-off that went quiet (no new data, hence never pulled) still gets recycled."""
 
 
 @dataclass
 class PersonResult:
-    """Everything decided about one person this run, for summaries and explain."""
+    """Everything decided about one CRM record's person this run, for summaries and explain."""
 
     person_id: str
     record: CrmRecord
@@ -49,190 +60,298 @@ class PersonResult:
     routing: RoutingOutcome
     intent: WriteIntent | None
     previous_stage: str | None
+    previous_lead_status: str | None = None
+    """The CRM's lead status as a canonical name (None: empty or unmapped)."""
+    gaps: tuple[Gap, ...] = ()
+    """What each higher-stage rule still needs (filled by `explain` only)."""
 
 
 @dataclass
 class RunReport:
+    """Aggregates of one run. Memory stays flat however many people a run sees: only counters,
+    failures and one example per rule are kept — plus every intent when planning (`dry_run`)."""
+
     run_id: str | None
     dry_run: bool
     started_at: datetime
-    people: list[PersonResult] = field(default_factory=list)
-    results: list[WriteResult] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    assigned: Counter[str] = field(default_factory=Counter)
     owners: dict[str, Owner] = field(default_factory=dict)
+    planned: list[PersonResult] = field(default_factory=list)
+    examples: dict[str, PersonResult] = field(default_factory=dict)
+    failures: list[WriteResult] = field(default_factory=list)
     api_calls: int = 0
+    stopped: bool = False
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    """People per stage decided this run (a person seen in several feeds counts once)."""
 
     @property
     def intents(self) -> list[WriteIntent]:
-        return [p.intent for p in self.people if p.intent is not None]
-
-    @property
-    def failures(self) -> list[WriteResult]:
-        return [r for r in self.results if not r.ok]
+        return [p.intent for p in self.planned if p.intent is not None]
 
     @property
     def exit_code(self) -> int:
         return ExitCode.PARTIAL if self.failures else ExitCode.OK
 
 
+@dataclass(frozen=True)
+class CrmBinding:
+    """One CRM as the engine drives it: its adapter and how its owned fields map."""
+
+    adapter: CrmAdapter
+    fields: FieldMap
+    stage_by_value: dict[str, str]
+    status_by_value: dict[str, str] = field(default_factory=dict)
+
+
 class Engine:
-    """Runs passes for one HubSpot portal with one set of mappings and one state database."""
+    """Runs passes over the configured CRMs with one set of mappings and one state database."""
 
     def __init__(
         self,
         mappings: Mappings,
         store: StateStore,
-        hubspot: HubSpotAdapter,
+        adapters: Mapping[Crm, CrmAdapter],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if mappings.hubspot is None:
-            raise ConfigError(
-                f"{mappings.directory}/hubspot.yaml is missing: this version syncs HubSpot only"
-            )
         self.mappings = mappings
-        self.hs_map = mappings.hubspot
         self.store = store
-        self.hubspot = hubspot
         self.clock = clock
+        self.crms: dict[Crm, CrmBinding] = {}
+        for crm, adapter in adapters.items():
+            crm_map = mappings.crms.get(crm)
+            if crm_map is None:
+                raise ConfigError(
+                    f"{mappings.directory}/{crm}.yaml is missing: the {crm} adapter has no mapping"
+                )
+            self.crms[crm] = _binding(adapter, crm_map)
+        if not self.crms:
+            raise ConfigError("no CRM configured: add hubspot.yaml to the mappings folder")
         self.person_fields: dict[str, str] = dict(mappings.person_fields)
         self.evaluator = CriteriaEvaluator(mappings.criteria, mappings.criteria_version, self.person_fields)
-        self.field_map = FieldMap(
-            stage=self.hs_map.stage,
-            lead_status=self.hs_map.lead_status,
-            owner_property=self.hs_map.owner.property if self.hs_map.owner else None,
-            writes=frozenset(self.hs_map.writes),
-        )
-        self.stage_by_value = {value: stage for stage, value in self.hs_map.stage.values.items()}
         self.routing_when: dict[str, Expression] = compile_routing_conditions(mappings.routing)
+
+    @property
+    def api_calls(self) -> int:
+        return sum(b.adapter.calls for b in self.crms.values())
 
     # ------------------------------------------------------------------ the pass
 
-    def sync(self, *, dry_run: bool = False, command: str = "sync") -> RunReport:
+    def sync(
+        self,
+        *,
+        dry_run: bool = False,
+        command: str = "sync",
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> RunReport:
+        """One pass. `should_stop` is asked between pages: a graceful stop (SIGTERM) finishes the
+        page in flight, whose cursor is then saved, and ends the run as "stopped"."""
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
+        calls_before = self.api_calls
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
+            log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
             try:
-                self._pass(report, now)
+                self._pass(report, now, should_stop)
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
+                log.error(
+                    "run failed: %s", exc.message,
+                    extra={"event": "run.failed", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
                 raise
-            status = "partial" if report.failures else "ok"
+            status = "stopped" if report.stopped else "partial" if report.failures else "ok"
+            report.stage_counts = self.store.stage_counts(run_id=report.run_id)
+            report.counts["people"] = sum(report.stage_counts.values())
             self.store.finish_run(report.run_id, status, report.counts)
-        report.api_calls = self.hubspot.calls
+        report.api_calls = self.api_calls - calls_before
+        event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
+        log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
 
-    def _pass(self, report: RunReport, now: datetime) -> None:
-        assert report.run_id is not None
-        owners = self.hubspot.owners()
-        report.owners = {o.id: o for o in owners}
-        active = frozenset(o.id for o in owners if o.active and not o.is_queue)
-
-        records, contacts_cursor = self._pull_contacts()
-        event_activities, event_cursors = self._pull_events()
-        report.counts["contacts_read"] = len(records)
-
-        missing = sorted({a.record_id for a in event_activities} - set(records))
-        for record in self.hubspot.read_contacts(missing):
-            records[record.record_id] = record
-        activities = list(event_activities)
-        activities += self.hubspot.engagement_activities(sorted(records))
-        for record in records.values():
-            activities += self.hubspot.date_activities(record)
-
-        person_of = {rid: self._resolve(record) for rid, record in records.items()}
-        added = self.store.add_activities(self._to_timeline(activities, person_of))
-        report.counts["activities_new"] = added
-        timelines = self.store.timelines(sorted(set(person_of.values())))
-        last_written = self.store.last_written("hubspot", "contacts", sorted(records))
-
+    def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
+        """Activity feeds first (timelines only), then changed records, then everyone whose
+        timeline grew but who was not among the changed records — each person decided once, with
+        all their new activity in, so a backfill never writes an interim stage."""
+        active: dict[Crm, frozenset[str]] = {}
+        for crm, binding in self.crms.items():
+            owners = binding.adapter.owners()
+            report.owners.update({o.id: o for o in owners})
+            active[crm] = frozenset(o.id for o in owners if o.active and not o.is_queue)
         pointers = self.store.pointers()
+        feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
+        feeds.sort(key=lambda item: item[1].kind != "activities")
+        for crm, feed in feeds:
+            for page in feed.pull(self.store.get_cursor(feed.scope)):
+                if feed.kind == "activities":
+                    self._activity_page(report, crm, page, feed.scope)
+                else:
+                    self._page(report, crm, page, feed.scope, active[crm], pointers, now)
+                if self._stop_requested(report, should_stop):
+                    return
+        for crm, binding in self.crms.items():
+            while batch := self.store.pending(crm, limit=PENDING_BATCH):
+                ids = [record_id for _object, record_id in batch]
+                records = binding.adapter.read(ids)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active[crm], pointers, now)  # fmt: skip
+                gone = sorted(set(ids) - {r.record_id for r in records})
+                if gone:  # deleted or merged in the CRM since: nothing left to decide
+                    with self.store.transaction():
+                        for object_type in {o for o, rid in batch if rid in gone}:
+                            self.store.clear_pending(crm, object_type, gone)
+                if self._stop_requested(report, should_stop):
+                    return
+        self._recycle_sweep(report, active, pointers, now, should_stop)
+
+    def _recycle_sweep(
+        self,
+        report: RunReport,
+        active: Mapping[Crm, frozenset[str]],
+        pointers: dict[str, int],
+        now: datetime,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Re-decide people parked at a recyclable stage with nothing new: going quiet is the point."""
+        stages = sorted({stage for rule in self.mappings.criteria.recycle for stage in rule.stages})
+        if not stages or report.stopped:
+            return
+        stale = self.store.stale_at_stage(stages, now - RECYCLE_SWEEP_AFTER)
+        for crm, binding in self.crms.items():
+            ids = sorted(
+                {rid for pid in stale for rcrm, _obj, rid in self.store.records_of(pid) if rcrm == crm}
+            )
+            for start in range(0, len(ids), PENDING_BATCH):
+                records = binding.adapter.read(ids[start : start + PENDING_BATCH])
+                report.counts["recycle_checked"] += len(records)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active[crm], pointers, now)  # fmt: skip
+                if self._stop_requested(report, should_stop):
+                    return
+
+    @staticmethod
+    def _stop_requested(report: RunReport, should_stop: Callable[[], bool]) -> bool:
+        if should_stop():
+            report.stopped = True
+            log.info("stopping after the page in flight", extra={"event": "run.stopping"})
+        return report.stopped
+
+    def _activity_page(self, report: RunReport, crm: Crm, page: Page, scope: str) -> None:
+        """Append a page of activities and mark their people for evaluation, with the cursor."""
+        records = {r.record_id: r for r in page.records}
+        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
+        with self.store.transaction():
+            for object_type in {r.object_type for r in records.values()}:
+                marked = {
+                    rid: pid for rid, pid in person_of.items() if records[rid].object_type == object_type
+                }
+                self.store.mark_pending(crm, object_type, marked)
+            if page.cursor is not None:
+                self.store.set_cursor(scope, page.cursor)
+        log.info(
+            "activity page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "activities": len(page.activities), "written": 0, "failed": 0, "cursor": page.cursor},
+        )  # fmt: skip
+
+    def _page(
+        self,
+        report: RunReport,
+        crm: Crm,
+        page: Page,
+        scope: str | None,
+        active: frozenset[str],
+        pointers: dict[str, int],
+        now: datetime,
+    ) -> None:
+        """Decide, write and record one page; its cursor commits with its audit rows."""
+        assert report.run_id is not None
+        binding = self.crms[crm]
+        records = {r.record_id: r for r in page.records}
+        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        report.counts["records_read"] += len(records)
+        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
+        timelines = self.store.timelines(sorted(set(person_of.values())))
+        entered = self.store.stage_entered(sorted(set(person_of.values())))
+        last_written: dict[str, dict[str, str | None]] = {}
+        for object_type in {r.object_type for r in records.values()}:
+            ids = sorted(rid for rid, r in records.items() if r.object_type == object_type)
+            last_written.update(self.store.last_written(crm, object_type, ids))
+
+        results: list[PersonResult] = []
         for rid in sorted(records, key=lambda r: (records[r].modified_at or now, r)):
-            record = records[rid]
             pid = person_of[rid]
             result = self._decide(
-                record, pid, timelines.get(pid, []), active, pointers, last_written.get(rid, {}), now
-            )
+                binding, records[rid], pid, timelines.get(pid, []), active, pointers,
+                last_written.get(rid, {}), now, entered.get(pid, (None, None))[1],
+            )  # fmt: skip
             if result.routing.pointer is not None:
                 pool, position = result.routing.pointer
                 pointers[pool] = position
-                self.store.set_pointer(pool, position)
-            self.store.save_decision(report.run_id, result.decision)
-            report.people.append(result)
-            report.counts[f"stage:{result.decision.stage}"] += 1
-        report.counts["evaluated"] = len(report.people)
-        report.counts["intents"] = len(report.intents)
+            results.append(result)
 
-        if not report.dry_run and report.intents:
-            report.results = self.hubspot.apply(report.intents)
-            with self.store.transaction():
-                for res in report.results:
-                    self.store.record_write(report.run_id, res)
-        report.counts["written"] = sum(1 for r in report.results if r.ok)
-        report.counts["failed"] = len(report.failures)
-
+        intents = [r.intent for r in results if r.intent is not None]
+        written = [] if report.dry_run or not intents else binding.adapter.apply(intents)
         with self.store.transaction():
-            if contacts_cursor is not None:
-                self.store.set_cursor(CONTACTS_CURSOR, to_epoch_ms(contacts_cursor))
-            for event_type, moment in event_cursors.items():
-                self.store.set_cursor(events_cursor(event_type), moment.isoformat())
+            for res in written:
+                self.store.record_write(report.run_id, res)
+            for result in results:
+                self.store.save_decision(report.run_id, result.decision)
+                self.store.record_stage(result.person_id, result.decision.stage, now)
+                self.store.save_snapshot(
+                    result.person_id, self.person_values(result.record), result.previous_stage,
+                    result.previous_lead_status, now,
+                )  # fmt: skip
+            for pool, position in pointers.items():
+                self.store.set_pointer(pool, position)
+            for object_type in {r.object_type for r in records.values()}:
+                ids = [rid for rid, r in records.items() if r.object_type == object_type]
+                self.store.clear_pending(crm, object_type, ids)
+            if scope is not None and page.cursor is not None:
+                self.store.set_cursor(scope, page.cursor)
+        self._tally(report, results, written)
+        log.info(
+            "page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "written": sum(1 for w in written if w.ok), "failed": sum(1 for w in written if not w.ok),
+                   "cursor": page.cursor},
+        )  # fmt: skip
 
-    # ------------------------------------------------------------------ pulling
+    def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:
+        failed = {w.intent.record_id for w in written if not w.ok}
+        report.failures += [w for w in written if not w.ok]
+        report.counts["written"] += sum(1 for w in written if w.ok)
+        report.counts["failed"] += len(failed)
+        report.counts["evaluated"] += len(results)
+        for result in results:
+            decision = result.decision
+            if result.intent is not None:
+                report.counts["intents"] += 1
+            if report.dry_run:
+                report.planned.append(result)
+            if result.intent is None or result.record.record_id in failed:
+                continue
+            before = result.previous_stage or "(none)"
+            if before != decision.stage:
+                report.transitions[(before, decision.stage)] += 1
+            owner_prop = self.crms[result.record.crm].fields.owner_property
+            if owner_prop and owner_prop in result.intent.changes:
+                report.assigned[result.intent.changes[owner_prop]] += 1
+            key = decision.disqualified_by or next(
+                (t.name for t in decision.trace if t.kind == "stage" and t.matched), "default"
+            )
+            report.examples.setdefault(key, result)
 
-    def _pull_contacts(self) -> tuple[dict[str, CrmRecord], datetime | None]:
-        stored = self.store.get_cursor(CONTACTS_CURSOR)
-        since = parse_hs_time(stored) if stored else None
-        records: dict[str, CrmRecord] = {}
-        newest = since
-        for page in self.hubspot.pull_contacts(since):
-            for record in page.records:
-                records[record.record_id] = record
-            if page.max_modified and (newest is None or page.max_modified > newest):
-                newest = page.max_modified
-        return records, newest
-
-    def _pull_events(self) -> tuple[list[SourceActivity], dict[str, datetime]]:
-        events = self.hs_map.activities.events
-        out: list[SourceActivity] = []
-        cursors: dict[str, datetime] = {}
-        if not events.enabled:
-            return out, cursors
-        for event_type in events.types:
-            stored = self.store.get_cursor(events_cursor(event_type))
-            since = datetime.fromisoformat(stored) if stored else None
-            for batch, newest in self.hubspot.events(event_type, since):
-                out.extend(batch)
-                if newest is not None:
-                    cursors[event_type] = newest
-        return out, cursors
+    # ------------------------------------------------------------------ deciding
 
     def _resolve(self, record: CrmRecord) -> str:
         return self.store.resolve_person(
-            "hubspot", record.object_type, record.record_id, normalize_email(record.email)
+            record.crm, record.object_type, record.record_id, normalize_email(record.email)
         )
-
-    @staticmethod
-    def _to_timeline(items: Iterable[SourceActivity], person_of: Mapping[str, str]) -> list[Activity]:
-        out = []
-        for a in items:
-            pid = person_of.get(a.record_id)
-            if pid is None:  # an event for a contact HubSpot no longer returns (deleted/merged)
-                continue
-            out.append(
-                Activity(
-                    person_id=pid,
-                    type=a.type,
-                    occurred_at=a.occurred_at,
-                    source=a.source,
-                    source_id=a.source_id,
-                    url=a.url,
-                    name=a.name,
-                )
-            )
-        return out
-
-    # ------------------------------------------------------------------ deciding
 
     def person_values(self, record: CrmRecord) -> dict[str, Any]:
         values: dict[str, Any] = dict(record.fields)
@@ -241,12 +360,9 @@ class Engine:
         values["email_domain"] = email_domain(email)
         return values
 
-    def current_stage(self, record: CrmRecord) -> str | None:
-        value = record.owned.get(self.hs_map.stage.property)
-        return self.stage_by_value.get(value) if value else None
-
     def _decide(
         self,
+        binding: CrmBinding,
         record: CrmRecord,
         pid: str,
         timeline: Sequence[Activity],
@@ -254,13 +370,23 @@ class Engine:
         pointers: Mapping[str, int],
         last_written: Mapping[str, str | None],
         now: datetime,
+        stage_entered_at: datetime | None = None,
     ) -> PersonResult:
         person = self.person_values(record)
-        current = self.current_stage(record)
+        stage_value = record.owned.get(binding.fields.stage.property)
+        current = binding.stage_by_value.get(stage_value) if stage_value else None
+        status_property = binding.fields.lead_status.property if binding.fields.lead_status else None
+        status_value = (record.owned.get(status_property) or "").strip() if status_property else ""
+        current_status = binding.status_by_value.get(status_value.casefold()) if status_value else None
         decision = self.evaluator.evaluate(
-            person_id=pid, person=person, timeline=timeline, current_stage=current, now=now
+            person_id=pid,
+            person=person,
+            timeline=timeline,
+            current_stage=current,
+            now=now,
+            handoff=Handoff(lead_status=current_status, stage_entered_at=stage_entered_at),
         )
-        owner_prop = self.field_map.owner_property
+        owner_prop = binding.fields.owner_property
         context = expression_context(
             signals=decision.signals,
             fit_score=decision.fit_score,
@@ -270,7 +396,7 @@ class Engine:
         )
         outcome = route(
             self.mappings.routing,
-            crm="hubspot",
+            crm=record.crm,
             stage=decision.stage,
             disqualified=decision.disqualified_by is not None,
             person=person,
@@ -282,7 +408,7 @@ class Engine:
         )
         decision = dataclasses.replace(decision, owner_id=outcome.owner_id, owner_reason=outcome.reason)
         intent = plan_write(
-            crm="hubspot",
+            crm=record.crm,
             object_type=record.object_type,
             record_id=record.record_id,
             person_id=pid,
@@ -290,7 +416,7 @@ class Engine:
             owner_id=outcome.owner_id if owner_prop else None,
             current=record.owned,
             last_written=last_written,
-            fields=self.field_map,
+            fields=binding.fields,
             stage_order=self.mappings.criteria.stages,
             sales_owned=frozenset(self.mappings.criteria.sales_owned),
         )
@@ -301,45 +427,83 @@ class Engine:
             routing=outcome,
             intent=intent,
             previous_stage=current,
+            previous_lead_status=current_status,
         )
 
     # ------------------------------------------------------------------ explain
 
     def explain(self, key: str) -> PersonResult | None:
-        """Re-evaluate one person now (by email, HubSpot id or person id), changing nothing."""
-        record = self._find_record(key)
-        if record is None:
-            return None
+        """Re-evaluate one person now (by email, CRM id or person id), changing nothing."""
         with self.store.rollback_scope():
-            owners = self.hubspot.owners()
-            active = frozenset(o.id for o in owners if o.active and not o.is_queue)
-            pid = self._resolve(record)
-            activities = self.hubspot.engagement_activities([record.record_id])
-            activities += self.hubspot.date_activities(record)
-            self.store.add_activities(self._to_timeline(activities, {record.record_id: pid}))
-            timeline = self.store.timelines([pid])[pid]
-            last = self.store.last_written("hubspot", record.object_type, [record.record_id])
-            return self._decide(
-                record,
-                pid,
-                timeline,
-                active,
-                self.store.pointers(),
-                last.get(record.record_id, {}),
-                self.clock(),
-            )
+            for crm, binding in self.crms.items():
+                record = binding.adapter.find(key) or self._find_by_person(crm, key)
+                if record is None:
+                    continue
+                owners = binding.adapter.owners()
+                active = frozenset(o.id for o in owners if o.active and not o.is_queue)
+                pid = self._resolve(record)
+                activities = binding.adapter.activities_for([record])
+                self.store.add_activities(_to_timeline(activities, {record.record_id: pid}))
+                timeline = self.store.timelines([pid])[pid]
+                last = self.store.last_written(crm, record.object_type, [record.record_id])
+                entered = self.store.stage_entered([pid]).get(pid, (None, None))[1]
+                result = self._decide(
+                    binding, record, pid, timeline, active, self.store.pointers(),
+                    last.get(record.record_id, {}), self.clock(), entered,
+                )  # fmt: skip
+                gaps = self.evaluator.gaps(result.decision, self.person_values(record))
+                return dataclasses.replace(result, gaps=tuple(gaps))
+        return None
 
-    def _find_record(self, key: str) -> CrmRecord | None:
-        key = key.strip()
-        if "@" in key:
-            found = self.hubspot.read_contacts([key.casefold()], by_email=True)
-            return found[0] if found else None
-        if key.isdigit():
-            found = self.hubspot.read_contacts([key])
-            return found[0] if found else None
+    def _find_by_person(self, crm: Crm, key: str) -> CrmRecord | None:
         pid = self.store.find_person(key)
         if pid is None:
             return None
-        ids = [rid for crm, _obj, rid in self.store.records_of(pid) if crm == "hubspot"]
-        found = self.hubspot.read_contacts(ids[:1])
-        return found[0] if found else None
+        for record_crm, _object, record_id in self.store.records_of(pid):
+            if record_crm == crm:
+                return self.crms[crm].adapter.find(record_id)
+        return None
+
+
+def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
+    reason = getattr(crm_map, "stage_reason", None)
+    moment = getattr(crm_map, "stage_date", None)
+    lead_status = crm_map.lead_status
+    protected = getattr(lead_status, "protected", []) if lead_status is not None else []
+    fields = FieldMap(
+        stage=crm_map.stage,
+        lead_status=lead_status,
+        owner_property=crm_map.owner.property if crm_map.owner else None,
+        writes=frozenset(crm_map.writes),
+        reason_property=reason.property if reason is not None else None,
+        date_property=moment.property if moment is not None else None,
+        protected_statuses=frozenset(value.strip().casefold() for value in protected),
+    )
+    return CrmBinding(
+        adapter=adapter,
+        fields=fields,
+        stage_by_value={value: stage for stage, value in crm_map.stage.values.items()},
+        status_by_value=(
+            {value.casefold(): status for status, value in lead_status.values.items()} if lead_status else {}
+        ),
+    )
+
+
+def _to_timeline(items: Sequence[SourceActivity], person_of: Mapping[str, str]) -> list[Activity]:
+    out = []
+    for a in items:
+        pid = person_of.get(a.record_id)
+        if pid is None:  # an activity of a record the CRM no longer returns (deleted or merged)
+            continue
+        out.append(
+            Activity(
+                person_id=pid,
+                type=a.type,
+                occurred_at=a.occurred_at,
+                source=a.source,
+                source_id=a.source_id,
+                url=a.url,
+                name=a.name,
+            )
+        )
+    return out

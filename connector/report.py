@@ -32,13 +32,13 @@ def owner_label(owner_id: str | None, owners: dict[str, Owner]) -> str:
 def print_plan(console: Console, report: RunReport, *, limit: int = 50) -> None:
     intents = report.intents
     console.print(
-        f"[bold]Plan[/bold]: {report.counts['contacts_read']} contacts read, "
-        f"{report.counts['evaluated']} evaluated, {len(intents)} would change "
+        f"[bold]Plan[/bold]: {report.counts['records_read']} records read, "
+        f"{report.counts['people']} people evaluated, {len(intents)} would change "
         f"({sum(len(i.changes) for i in intents)} property writes). Nothing was written."
     )
     if not intents:
         return
-    by_person = {p.person_id: p for p in report.people}
+    by_person = {p.person_id: p for p in report.planned}
     table = Table(show_lines=False)
     for col in ("contact", "email", "property", "current", "new", "why"):
         table.add_column(col, overflow="fold")
@@ -75,35 +75,20 @@ def plan_json(report: RunReport) -> dict[str, Any]:
     }
 
 
-def transitions(report: RunReport) -> Counter[tuple[str, str]]:
-    moves: Counter[tuple[str, str]] = Counter()
-    for p in report.people:
-        if p.intent and report.dry_run is False and not _failed(report, p):
-            before = p.previous_stage or "(none)"
-            if before != p.decision.stage:
-                moves[(before, p.decision.stage)] += 1
-    return moves
-
-
-def _failed(report: RunReport, person: PersonResult) -> bool:
-    return any(not r.ok and r.intent.person_id == person.person_id for r in report.failures)
-
-
 def print_summary(console: Console, report: RunReport) -> None:
     c = report.counts
     console.print(
-        f"[bold]Sync {report.run_id}[/bold]: {c['contacts_read']} contacts read, {c['activities_new']} new "
-        f"activities, {c['evaluated']} people evaluated, {c['written']} records written, "
+        f"[bold]Sync {report.run_id}[/bold]: {c['records_read']} records read, {c['activities_new']} new "
+        f"activities, {c['people']} people evaluated, {c['written']} records written, "
         f"{c['failed']} failed, {report.api_calls} API calls."
     )
     stages = Table(title="People evaluated, by stage")
     stages.add_column("stage")
     stages.add_column("people", justify="right")
-    for key, n in sorted(c.items()):
-        if key.startswith("stage:"):
-            stages.add_row(key.removeprefix("stage:"), str(n))
+    for stage, n in sorted(report.stage_counts.items()):
+        stages.add_row(stage, str(n))
     console.print(stages)
-    moves = transitions(report)
+    moves = report.transitions
     if moves:
         t = Table(title="Stage changes written")
         t.add_column("from")
@@ -112,11 +97,7 @@ def print_summary(console: Console, report: RunReport) -> None:
         for (a, b), n in sorted(moves.items()):
             t.add_row(a, b, str(n))
         console.print(t)
-    assigned = Counter(
-        owner_label(p.intent.changes.get("hubspot_owner_id"), report.owners)
-        for p in report.people
-        if p.intent and "hubspot_owner_id" in p.intent.changes and not _failed(report, p)
-    )
+    assigned = Counter({owner_label(owner, report.owners): n for owner, n in report.assigned.items()})
     if assigned:
         t = Table(title="Owners assigned at the hand-off")
         t.add_column("owner")
@@ -125,7 +106,9 @@ def print_summary(console: Console, report: RunReport) -> None:
             t.add_row(name, str(n))
         console.print(t)
     for failure in report.failures:
-        console.print(f"[red]failed[/red] contact {failure.intent.record_id}: {failure.error}", markup=True)
+        console.print(
+            f"[red]failed[/red] {failure.intent.crm} {failure.intent.record_id}: {failure.error}", markup=True
+        )
 
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:
@@ -138,7 +121,14 @@ def print_explain(console: Console, result: PersonResult, stored: StoredDecision
     console.print(f"Fit: score {d.fit_score}, grade {d.fit_grade}")
     if d.disqualified_by:
         console.print(f"Disqualified by: {d.disqualified_by}")
+    if d.recycled_by:
+        console.print(f"Recycled by: {d.recycled_by} (lead status {d.lead_status})")
+    console.print(f"Criteria version: {d.criteria_version}")
     console.print(f"Owner: {d.owner_id or '-'} — {d.owner_reason or ''}")
+    if result.gaps:
+        console.print("[bold]What is missing for a higher stage[/bold]:")
+        for gap in result.gaps:
+            console.print(f"  {gap.sentence()}", markup=False)
     signals = Table(title="Signals")
     signals.add_column("signal")
     signals.add_column("value", justify="right")
@@ -180,6 +170,8 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "fit_score": d.fit_score,
             "fit_grade": d.fit_grade,
             "disqualified_by": d.disqualified_by,
+            "recycled_by": d.recycled_by,
+            "rule": d.rule,
             "signals": d.signals,
             "criteria_version": d.criteria_version,
             "evaluated_at": d.evaluated_at.isoformat(),
@@ -193,6 +185,16 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "reason": result.routing.reason,
             "trace": [asdict(t) for t in result.routing.trace],
         },
+        "next_stage": [
+            {
+                "rule": gap.rule,
+                "stage": gap.stage,
+                "missing": list(gap.missing),
+                "failed_conditions": list(gap.failed),
+                "blocked_by": gap.blocked_by,
+            }
+            for gap in result.gaps
+        ],
         "would_write": result.intent.changes if result.intent else {},
         "stored_decision": (
             {

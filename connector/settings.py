@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         default="https://api.hubapi.com",
         description="HubSpot API base URL; point it at the sandbox for tests.",
     )
+    hubspot_search_lag: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds HubSpot search may lag behind writes; a run reads changes older than this, "
+        "later ones wait for the next run (so none is skipped while the index catches up).",
+    )
     request_timeout: float = Field(
         default=30.0, gt=0, description="Seconds before one HTTP call is abandoned."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
@@ -27,4 +29,10 @@ def hubspot_adapter(settings: Settings, mapping: HubSpotMapping) -> HubSpotAdapt
         # the shared tenacity policy decide.
         retry=Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
     )
-    return HubSpotAdapter(client, mapping, retry_policy(settings), timeout=settings.request_timeout)
+    return HubSpotAdapter(
+        client,
+        mapping,
+        retry_policy(settings),
+        timeout=settings.request_timeout,
+        search_lag=timedelta(seconds=settings.hubspot_search_lag),
+    )

@@ -13,7 +13,8 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import urllib3
@@ -32,6 +33,7 @@ from hubspot.crm.objects.models import (
     BatchReadInputSimplePublicObjectId as ObjectsBatchReadInput,
 )
 
+from connector.crm.base import Feed, Page
 from connector.crm.retry import RetryPolicy
 from connector.errors import (
     AuthError,
@@ -43,14 +45,13 @@ from connector.errors import (
     TransientError,
 )
 from connector.mapping.schema import HubSpotMapping
-from connector.model import CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
+from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
 from connector.observability import redact
 
 log = logging.getLogger("connector.hubspot")
 T = TypeVar("T")
 
 SEARCH_PAGE = 200  # documented maximum per search page
-SEARCH_CAP = 10_000  # paging past this many results answers 400
 BATCH_LIMIT = 100  # batch read / update inputs
 ASSOC_BATCH_LIMIT = 1_000  # associations v4 batch read inputs
 EVENTS_PAGE = 100
@@ -183,10 +184,19 @@ class ContactPage:
 class HubSpotAdapter:
     """Reads contacts, activities and owners; writes owned properties. Knows nothing of criteria."""
 
-    crm = "hubspot"
+    crm: Crm = "hubspot"
 
-    def __init__(self, client: HubSpot, mapping: HubSpotMapping, retry: RetryPolicy, timeout: float) -> None:
+    def __init__(
+        self,
+        client: HubSpot,
+        mapping: HubSpotMapping,
+        retry: RetryPolicy,
+        timeout: float,
+        *,
+        search_lag: timedelta = timedelta(0),
+    ) -> None:
         self.mapping = mapping
+        self.search_lag = search_lag
         self.retry = retry
         self.timeout = timeout
         self.calls = 0
@@ -198,7 +208,6 @@ class HubSpotAdapter:
         self._events = client.events.events_api
         self._engagement_batch: dict[str, Any] = {}
         self._client = client
-        self._window_was_capped = False
 
     # ------------------------------------------------------------------ plumbing
 
@@ -277,66 +286,60 @@ class HubSpotAdapter:
 
     # ------------------------------------------------------------------ contacts
 
-    def pull_contacts(self, since: datetime | None) -> Iterator[ContactPage]:
-        """Contacts modified at or after `since`, oldest first, each exactly once.
+    def pull_contacts(self, since: datetime | None, until: datetime | None = None) -> Iterator[ContactPage]:
+        """Contacts modified at or after `since` (and before `until`), oldest first, each once.
 
-        Sorted by `lastmodifieddate` so the caller may advance its cursor page by page. Before the
-        10,000-result cap the query restarts from the last timestamp seen (records with that same
-        timestamp come again and are skipped); if one timestamp alone holds more records than a
-        window can page through, that instant is read separately, keyed by `hs_object_id`.
+        Keyset paging: every page is a fresh search from the last timestamp seen, never an
+        `after` offset. The engine writes between pages, and a write moves a contact to the end of
+        a result sorted by `lastmodifieddate`, so offsets would silently skip records; a fresh
+        query from the last timestamp cannot, and it never meets the 10,000-result cap. Contacts
+        sharing the boundary timestamp come again and are skipped; when a whole page shares one
+        timestamp, that instant is read separately, keyed by `hs_object_id`. `until` bounds the
+        run: what changes later (our own writes included) waits for the next run.
         """
-        seen: set[str] = set()
         floor = since
+        at_floor: set[str] = set()  # ids already yielded whose timestamp equals `floor`
         while True:
-            progressed = False
-            last_ts: datetime | None = None
-            for page in self._search_window(floor):
-                fresh = [r for r in page if r.record_id not in seen]
-                seen.update(r.record_id for r in fresh)
-                if fresh:
-                    progressed = True
-                if page:
-                    last_ts = page[-1].modified_at or last_ts
-                    yield ContactPage(records=fresh, max_modified=last_ts)
-            if last_ts is None:
+            records = self._search_page(floor, until)
+            fresh = [r for r in records if r.record_id not in at_floor]
+            if not fresh and len(records) == SEARCH_PAGE and floor is not None:
+                yield from self._pull_instant(floor, at_floor, until)
+                floor = floor + timedelta(milliseconds=1)
+                at_floor = set()
+                continue
+            if fresh:
+                newest = max((r.modified_at for r in fresh if r.modified_at), default=floor)
+                if newest != floor:
+                    at_floor = set()
+                    floor = newest
+                at_floor.update(r.record_id for r in fresh if r.modified_at == floor)
+                yield ContactPage(records=fresh, max_modified=floor)
+            if len(records) < SEARCH_PAGE:
                 return
-            if not self._window_was_capped:
-                return
-            if not progressed or last_ts == floor:
-                yield from self._pull_instant(last_ts, seen)
-                floor = datetime.fromtimestamp((int(to_epoch_ms(last_ts)) + 1) / 1000, tz=UTC)
-            else:
-                floor = last_ts
 
-    def _search_window(self, floor: datetime | None) -> Iterator[list[CrmRecord]]:
-        filters = (
-            [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": to_epoch_ms(floor)}]
-            if floor
-            else []
+    def _search_page(self, floor: datetime | None, until: datetime | None) -> list[CrmRecord]:
+        filters = []
+        if floor is not None:
+            filters.append(
+                {"propertyName": "lastmodifieddate", "operator": "GTE", "value": to_epoch_ms(floor)}
+            )
+        if until is not None:
+            filters.append(
+                {"propertyName": "lastmodifieddate", "operator": "LT", "value": to_epoch_ms(until)}
+            )
+        request = PublicObjectSearchRequest(
+            filter_groups=[{"filters": filters}] if filters else [],
+            sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            properties=self.read_properties,
+            limit=SEARCH_PAGE,
+            after="0",
         )
-        self._window_was_capped = False
-        after = 0
-        while True:
-            if after + SEARCH_PAGE > SEARCH_CAP:
-                self._window_was_capped = True
-                return
-            request = PublicObjectSearchRequest(
-                filter_groups=[{"filters": filters}] if filters else [],
-                sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-                properties=self.read_properties,
-                limit=SEARCH_PAGE,
-                after=str(after),
-            )
-            page = self._call(
-                "searching contacts", self._search.do_search, public_object_search_request=request
-            )
-            yield [self._record(obj) for obj in page.results or []]
-            nxt = page.paging.next.after if page.paging and page.paging.next else None
-            if not nxt:
-                return
-            after = int(nxt)
+        page = self._call("searching contacts", self._search.do_search, public_object_search_request=request)
+        return [self._record(obj) for obj in page.results or []]
 
-    def _pull_instant(self, instant: datetime, seen: set[str]) -> Iterator[ContactPage]:
+    def _pull_instant(
+        self, instant: datetime, seen: set[str], until: datetime | None
+    ) -> Iterator[ContactPage]:
         """All contacts modified at exactly `instant`, keyed by id so no cap applies."""
         last_id = "0"
         while True:
@@ -362,12 +365,69 @@ class HubSpotAdapter:
                 "searching contacts", self._search.do_search, public_object_search_request=request
             )
             records = [self._record(obj) for obj in page.results or []]
-            if not records:
-                return
             fresh = [r for r in records if r.record_id not in seen]
             seen.update(r.record_id for r in fresh)
-            yield ContactPage(records=fresh, max_modified=instant)
+            if fresh:
+                yield ContactPage(records=fresh, max_modified=instant)
+            if len(records) < SEARCH_PAGE:
+                return
             last_id = records[-1].record_id
+
+    # ------------------------------------------------------------------ feeds (what the engine pulls)
+
+    def feeds(self, until: datetime) -> list[Feed]:
+        """Changed contacts, then one feed per mapped Events API event type (Enterprise).
+
+        Both stop `search_lag` before `until`: HubSpot's search index trails writes by a few
+        seconds, and a cursor moved past a change not yet indexed would lose it for good.
+        """
+        until = until - self.search_lag
+        out = [
+            Feed(scope="hubspot:contacts:lastmodifieddate", pull=partial(self._contact_pages, until=until))
+        ]
+        if self.mapping.activities.events.enabled:
+            for event_type in self.mapping.activities.events.types:
+                pull = partial(self._event_pages, event_type, until=until)
+                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
+        return out
+
+    def _contact_pages(self, cursor: str | None, until: datetime) -> Iterator[Page]:
+        since = parse_hs_time(cursor) if cursor else None
+        for page in self.pull_contacts(since, until):
+            if not page.records:
+                continue
+            yield Page(
+                records=page.records,
+                activities=self.activities_for(page.records),
+                cursor=to_epoch_ms(page.max_modified) if page.max_modified else cursor,
+            )
+
+    def _event_pages(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+        since = datetime.fromisoformat(cursor) if cursor else None
+        for batch, newest in self.events(event_type, since, until):
+            if not batch:
+                continue
+            records = self.read_contacts(sorted({a.record_id for a in batch}))
+            yield Page(records=records, activities=batch, cursor=newest.isoformat() if newest else cursor)
+
+    def activities_for(self, records: Sequence[CrmRecord]) -> list[SourceActivity]:
+        activities = self.engagement_activities([r.record_id for r in records])
+        for record in records:
+            activities += self.date_activities(record)
+        return activities
+
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        return self.read_contacts(record_ids)
+
+    def find(self, key: str) -> CrmRecord | None:
+        key = key.strip()
+        if "@" in key:
+            found = self.read_contacts([key.casefold()], by_email=True)
+        elif key.isdigit():
+            found = self.read_contacts([key])
+        else:
+            return None
+        return found[0] if found else None
 
     def read_contacts(self, ids: Sequence[str], *, by_email: bool = False) -> list[CrmRecord]:
         """Batch read (100 per call). Ids HubSpot does not know are simply absent from the result."""
@@ -408,7 +468,7 @@ class HubSpotAdapter:
         return out
 
     def events(
-        self, event_type: str, since: datetime | None
+        self, event_type: str, since: datetime | None, until: datetime | None = None
     ) -> Iterator[tuple[list[SourceActivity], datetime | None]]:
         """Events of one type across all contacts, oldest first, after `since` (Enterprise only)."""
         source = self.mapping.activities.events.types[event_type]
@@ -423,6 +483,8 @@ class HubSpotAdapter:
             }
             if since is not None:
                 kwargs["occurred_after"] = since
+            if until is not None:
+                kwargs["occurred_before"] = until
             if after:
                 kwargs["after"] = after
             page = self._call(f"reading {event_type} events", self._events.get_page, **kwargs)

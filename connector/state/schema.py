@@ -199,3 +199,15 @@ stage_entries = Table(
 )
 """When each person entered the stage they are in (first decision at that stage): recycle rules'
 `days_in_stage` and the "accepted after the hand-off" test read it."""
+
+pending = Table(
+    "pending",
+    metadata,
+    Column("crm", String(20), primary_key=True),
+    Column("object_type", String(40), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("person_id", String(40), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
+)
+"""Records whose person has new activity but has not been evaluated since (crash-safe hand-over
+from activity feeds to the evaluation pass)."""

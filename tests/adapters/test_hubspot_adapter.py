@@ -367,3 +367,19 @@ def test_tokens_in_error_bodies_are_redacted() -> None:
     error = translate(FakeApiException(400, body), "x")
     assert "pat-na1-12345678" not in error.message
     assert "pat-na1-12345678" not in (error.detail or "")
+
+
+def test_writes_between_pages_never_make_the_pull_skip_records(sleeps) -> None:
+    """Writing a page's contacts moves them to the end of a lastmodifieddate-sorted result; offset
+    paging would then skip as many records as were written. Keyset paging must not."""
+    store = seed_store(650)
+    with serve_in_thread(HubSpotEmulator(store)) as server:
+        adapter = make_adapter(server, store, sleeps)
+        until = datetime.now(UTC)
+        seen: list[str] = []
+        for page in adapter.pull_contacts(None, until):
+            seen += [r.record_id for r in page.records]
+            results = adapter.apply([intent(r.record_id, lifecyclestage="lead") for r in page.records])
+            assert all(r.ok for r in results)
+    assert sorted(seen) == sorted(store.contacts)
+    assert len(seen) == len(set(seen))
