@@ -71,7 +71,7 @@ def test_simulate_a_stricter_threshold_lists_who_drops_out(demo, connector_env, 
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in markdown.splitlines() if line.startswith("| ")]
     counts = {row[0]: [int(row[1]), int(row[2])] for row in cells if len(row) == 4 and row[1].isdigit()}
     assert counts["mql"][1] < counts["mql"][0], markdown
-    rows = list(csv.DictReader(out.with_suffix(".csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader(out.with_suffix(".csv").read_text(encoding="utf-8").splitlines()))
     pricing_people = {o.email for o in outcomes if o.persona == "mql_pricing_interest"}
     dropped = {r["person"] for r in rows if r["current_stage"] == "mql"}
     assert pricing_people <= dropped
