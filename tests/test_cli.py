@@ -73,8 +73,8 @@ BROKEN = {
     # id: (file, original text, replacement, line marker, message fragment)
     "unknown-key": (
         "criteria.yaml",
-        '    window_days: 30\n    unit: interaction\n',
-        '    window_days: 30\n    windw: 3\n    unit: interaction\n',
+        "    window_days: 30\n    unit: interaction\n",
+        "    window_days: 30\n    windw: 3\n    unit: interaction\n",
         "windw: 3",
         "windw",
     ),

@@ -35,7 +35,9 @@ def test_explain_on_a_non_mql_says_what_is_missing(demo, connector_env, capsys) 
     assert data["decision"]["stage"] in ("subscriber", "lead")
     pricing = next(g for g in data["next_stage"] if g["rule"] == "mql_pricing_interest")
     assert "pricing_views_30d >= 2" in pricing["failed_conditions"]
-    assert any(m.startswith("needs 1 more pricing or solutions page visit in 30 days") for m in pricing["missing"])
+    assert any(
+        m.startswith("needs 1 more pricing or solutions page visit in 30 days") for m in pricing["missing"]
+    )
     assert run_cli("explain", near.email) == 0
     human = capsys.readouterr().out
     assert "What is missing for a higher stage" in human
@@ -51,7 +53,9 @@ def test_the_reason_is_written_with_the_stage(demo, connector_env) -> None:
     assert reason.startswith("mql by rule mql_cadence")
     assert "cadence_with_download_30d=3" in reason
     customer = next(o for o in outcomes if o.persona == "sales_owned_customer")
-    assert store.contacts[customer.contact_id].get("lifecycle_stage_reason") is None, "no stage change, no reason"
+    assert store.contacts[customer.contact_id].get("lifecycle_stage_reason") is None, (
+        "no stage change, no reason"
+    )
 
 
 def test_simulate_a_stricter_threshold_lists_who_drops_out(demo, connector_env, tmp_path, capsys) -> None:
@@ -61,14 +65,18 @@ def test_simulate_a_stricter_threshold_lists_who_drops_out(demo, connector_env, 
     text = (MAPPINGS / "criteria.yaml").read_text(encoding="utf-8")
     old = "when: 'pricing_views_30d >= 2 && fit_score >= 45'"
     assert old in text
-    stricter.write_text(text.replace(old, "when: 'pricing_views_30d >= 4 && fit_score >= 45'"), encoding="utf-8")
+    stricter.write_text(
+        text.replace(old, "when: 'pricing_views_30d >= 4 && fit_score >= 45'"), encoding="utf-8"
+    )
     out = tmp_path / "effect.md"
     capsys.readouterr()
     assert run_cli("simulate", "--criteria", str(stricter), "--out", str(out)) == 0
     printed = capsys.readouterr().out
     assert "Nothing was written" in printed
     markdown = out.read_text(encoding="utf-8")
-    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in markdown.splitlines() if line.startswith("| ")]
+    cells = [
+        [c.strip() for c in line.split("|")[1:-1]] for line in markdown.splitlines() if line.startswith("| ")
+    ]
     counts = {row[0]: [int(row[1]), int(row[2])] for row in cells if len(row) == 4 and row[1].isdigit()}
     assert counts["mql"][1] < counts["mql"][0], markdown
     rows = list(csv.DictReader(out.with_suffix(".csv").read_text(encoding="utf-8").splitlines()))

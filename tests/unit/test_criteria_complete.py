@@ -302,8 +302,9 @@ def test_reason_and_date_go_with_a_stage_change_only_and_protected_records_are_l
     from .lifecycle_fixtures import field_map
 
     base = field_map()
-    fields = FieldMap(base.stage, base.lead_status, base.owner_property,
-                      base.writes | {"why", "when"}, "why", "when", frozenset({"closed - converted"}))  # fmt: skip
+    writes = base.writes | {"why", "when"}
+    protected = frozenset({"closed - converted"})
+    fields = FieldMap(base.stage, base.lead_status, base.owner_property, writes, "why", "when", protected)
     decision = decide(
         FIT_B_EXACT,
         [act("page_view", 1, url="https://x.io/pricing")] * 1
