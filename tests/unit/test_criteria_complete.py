@@ -477,3 +477,72 @@ def test_validation_of_the_new_constructs(tmp_path: Path, old: str, new: str, me
 def test_case_insensitive_served_country() -> None:
     assert decide({**FIT_C_40, "country": " GERMANY"}, []).fit_score == 55
     assert decide({**FIT_C_40, "country": "Brazil"}, []).fit_score == 40
+
+
+# --------------------------------------------------------------------------- regex shortcut
+
+
+PATTERNS = [
+    "(?i)^test[+@.]",
+    r"(?i)\b(vp|vice president|director|head of|chief|ceo|cto|cfo|coo|cmo|founder)\b",
+    r"(?i)\bstudent\b",
+    r"(?i)\bmanager\b",
+    r"^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}",
+    r"\d{3,}|x\.y",
+    r"(?:ab)+c?",
+]
+WORDS = [
+    "test",
+    "Test+",
+    "VP",
+    "vp.",
+    "Head of",
+    "student",
+    "STUDENT",
+    "manager",
+    "a@b.co",
+    "x.y",
+    "ab",
+    "_",
+    "9",
+]
+ascii_text = st.lists(
+    st.one_of(st.sampled_from(WORDS), st.text(alphabet=st.characters(max_codepoint=127), max_size=4)),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=ascii_text, pattern=st.sampled_from(PATTERNS))
+def test_the_regex_shortcut_agrees_with_cel_on_ascii_text(text: str, pattern: str) -> None:
+    from connector.lifecycle._conditions import regex_shortcut
+    from connector.mapping.expressions import compile_expression
+
+    literal = '"' + pattern.replace("\\", "\\\\") + '"'
+    expression = compile_expression(f"person.title.matches({literal})")
+    shortcut = regex_shortcut(expression)
+    assert shortcut is not None
+    flags = shortcut.flags({"title": text})
+    assert flags is not None
+    assert flags["_rx0"] is expression.evaluate({"person": {"title": text}})
+
+
+@pytest.mark.parametrize(
+    "pattern", ["a$", "(?s)a.b", r"\p{L}", "[[:alpha:]]", "é", r"\Aa", "(?i)(?m)^a"], ids=repr
+)
+def test_the_regex_shortcut_declines_patterns_outside_its_subset(pattern: str) -> None:
+    from connector.lifecycle._conditions import python_equivalent
+
+    assert python_equivalent(pattern) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(title=st.text(max_size=12), email=st.text(max_size=12))
+def test_bulk_conditions_with_regexes_agree_with_cel_for_any_text(title: str, email: str) -> None:
+    from connector.lifecycle._conditions import Condition, ConditionGroup
+
+    sources = [r.when for r in criteria().disqualifiers] + [r.when for r in criteria().fit.rules]
+    conditions = [Condition.compile(source) for source in sources]
+    group = ConditionGroup(conditions)
+    context = evaluator().context(evaluator().person_context({"title": title, "email": email}), {}, 0, "")
+    assert group.matches(context) == tuple(c.evaluate(context).matched for c in conditions)
