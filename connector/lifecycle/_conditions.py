@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from connector.mapping.expressions import Expression, ExpressionError, compile_expression
@@ -304,12 +305,22 @@ class ConditionGroup:
         return None
 
 
-@dataclass(frozen=True)
 class _KeyExtractor:
-    top: tuple[str, ...]
-    person_keys: tuple[str, ...] | None
-    reads_person: bool
-    reads_lists: bool
+    """Builds a condition's memo key: only what it reads, as cheaply as Python allows.
+
+    A condition reading only top-level names (every stage rule reads signals and fit values) gets
+    a C-level `itemgetter` of them; person fields add (type, value) pairs.
+    """
+
+    def __init__(
+        self, top: tuple[str, ...], person_keys: tuple[str, ...] | None, reads_person: bool, reads_lists: bool
+    ) -> None:
+        self.top = top
+        self.person_keys = person_keys
+        self.reads_person = reads_person
+        self.reads_lists = reads_lists
+        self._getter = itemgetter(*top) if top else None
+        self._only_top = self._getter is not None and not reads_person and not reads_lists
 
     @classmethod
     def of(cls, condition: Condition) -> _KeyExtractor:
@@ -325,6 +336,11 @@ class _KeyExtractor:
         )
 
     def key(self, context: Mapping[str, Any]) -> Hashable:
+        if self._only_top:
+            try:
+                return ("top", self._getter(context))  # type: ignore[misc]
+            except KeyError:
+                pass
         parts: list[Hashable] = [context.get(name, _MISSING) for name in self.top]
         if self.reads_person:
             person = context.get("person")

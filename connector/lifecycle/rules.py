@@ -103,6 +103,7 @@ class CriteriaEvaluator:
         self._criteria = criteria
         self._version = criteria_version
         self._person_fields = dict(person_fields)
+        self._zeros = tuple((name, ZERO_VALUES.get(kind, "")) for name, kind in self._person_fields.items())
         self._rank = {stage: index for index, stage in enumerate(criteria.stages)}
         self._sales_owned = frozenset(criteria.sales_owned)
         self._signals = SignalCalculator(criteria.signals, criteria.activity_types)
@@ -151,9 +152,9 @@ class CriteriaEvaluator:
         if values.get("email_domain") is None:
             email = person.get("email")
             values["email_domain"] = email_domain(email if isinstance(email, str) else None)
-        for name, kind in self._person_fields.items():
-            if values.get(name) is None:
-                values[name] = ZERO_VALUES.get(kind, "")
+        for name, zero in self._zeros:
+            if name not in values:
+                values[name] = zero
         return values
 
     def context(

@@ -41,7 +41,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 from connector.mapping.schema import ActivityFilter, ActivityTypeSpec, SignalSpec
 from connector.model import Activity
@@ -89,17 +88,9 @@ def _search_any(patterns: tuple[re.Pattern[str], ...], text: str | None) -> bool
     return any(pattern.search(text) for pattern in patterns)
 
 
-class _Event(NamedTuple):
-    """One activity inside the longest window: its age, type, channel and calendar date (UTC).
-
-    A named tuple rather than a dataclass: one is built per activity per person, and tuples are
-    several times cheaper to create.
-    """
-
-    age: timedelta
-    type: str
-    channel: str
-    day: int
+_Event = tuple[timedelta, str, str, int]
+"""One activity inside the longest window: (age, type, channel, calendar date ordinal in UTC).
+A plain tuple: one is built per activity per person, and tuples are the cheapest to create."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +98,8 @@ class _Profile:
     """For one (type, url, name): the signals whose filters it passes, and whose anchors."""
 
     channel: str
-    main: tuple[int, ...]
-    anchor: tuple[int, ...]
+    main: tuple[tuple[int, timedelta], ...]
+    anchor: tuple[tuple[int, timedelta], ...]
 
 
 @dataclass(frozen=True)
@@ -134,16 +125,16 @@ class _Signal:
         if kind == "count":
             return len(events)
         if kind == "distinct_channels":
-            return len({event.channel for event in events})
+            return len({event[2] for event in events})
         if kind == "distinct_days":
-            return len({event.day for event in events})
+            return len({event[3] for event in events})
         if kind == "days_since_last":
-            return min(event.age for event in events) // _DAY if events else self.window_days
+            return min(event[0] for event in events) // _DAY if events else self.window_days
         if kind == "days_since_first":
-            return max(event.age for event in events) // _DAY if events else 0
+            return max(event[0] for event in events) // _DAY if events else 0
         if kind == "score":
             return self._score(events)
-        days = sorted({event.day for event in events})
+        days = sorted({event[3] for event in events})
         if kind == "longest_gap_days":
             return max((later - earlier for earlier, later in itertools.pairwise(days)), default=0)
         if kind == "returns":
@@ -153,7 +144,7 @@ class _Signal:
         return self._cadence(days, anchors)
 
     def _cadence(self, days: list[int], anchors: Sequence[_Event]) -> int:
-        anchor_days = sorted({event.day for event in anchors})
+        anchor_days = sorted({event[3] for event in anchors})
         if self.anchor is not None:
             if not anchor_days:
                 return 0
@@ -174,13 +165,13 @@ class _Signal:
     def _score(self, events: Sequence[_Event]) -> float:
         per_type: dict[str, list[float]] = {}
         half_life = self.half_life_days
-        for event in events:
-            points = self.points.get(event.type)
+        for age, type_, _channel, _day in events:
+            points = self.points.get(type_)
             if not points:
                 continue
             if half_life is not None:
-                points *= 0.5 ** ((event.age / _DAY) / half_life)
-            per_type.setdefault(event.type, []).append(points)
+                points *= 0.5 ** ((age / _DAY) / half_life)
+            per_type.setdefault(type_, []).append(points)
         # fsum is exact and order-independent: the same timeline gives the same score in any order.
         subtotals = []
         for type_, contributions in per_type.items():
@@ -248,10 +239,11 @@ class SignalCalculator:
         signals = self._signals
         matched: list[list[_Event]] = [[] for _ in signals]
         anchored: list[list[_Event]] = [[] for _ in signals]
-        windows = self._windows
         longest = self._longest
+        profiles = self._profiles
         for activity in _unique(timeline):
-            profile = self._profile(activity)
+            key = (activity.type, activity.url, activity.name)
+            profile = profiles[key] if key in profiles else self._profile(activity)
             if profile is None:
                 continue
             at = activity.occurred_at
@@ -260,15 +252,18 @@ class SignalCalculator:
             age = now_utc - at
             if age < _ZERO or age >= longest:
                 continue
-            event = _Event(age, activity.type, profile.channel, at.toordinal())
-            for index in profile.main:
-                if age < windows[index]:
+            event = (age, activity.type, profile.channel, at.toordinal())
+            for index, window in profile.main:
+                if age < window:
                     matched[index].append(event)
-            for index in profile.anchor:
-                if age < windows[index]:
+            for index, window in profile.anchor:
+                if age < window:
                     anchored[index].append(event)
         return {
-            signal.name: signal.value(matched[index], anchored[index]) for index, signal in enumerate(signals)
+            signal.name: len(matched[index])
+            if signal.kind == "count"
+            else signal.value(matched[index], anchored[index])
+            for index, signal in enumerate(signals)
         }
 
     def _profile(self, activity: Activity) -> _Profile | None:
@@ -281,9 +276,11 @@ class SignalCalculator:
         profile = None
         if channel is not None:
             args = (activity.type, channel, activity.url, activity.name)
-            main = tuple(i for i, signal in enumerate(self._signals) if signal.filter.matches(*args))
+            main = tuple(
+                (i, signal.window) for i, signal in enumerate(self._signals) if signal.filter.matches(*args)
+            )
             anchor = tuple(
-                i
+                (i, signal.window)
                 for i, signal in enumerate(self._signals)
                 if signal.anchor is not None and signal.anchor.matches(*args)
             )
@@ -296,6 +293,8 @@ class SignalCalculator:
 
 def _unique(timeline: Sequence[Activity]) -> Sequence[Activity]:
     """One activity per (source, source_id); of two versions, the same one whatever the order."""
+    if len({(activity.source, activity.source_id) for activity in timeline}) == len(timeline):
+        return timeline
     kept: dict[tuple[str, str], Activity] = {}
     for activity in timeline:
         key = (activity.source, activity.source_id)

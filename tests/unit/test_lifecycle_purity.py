@@ -38,6 +38,7 @@ ALLOWED_IMPORTS = {
     "datetime",
     "itertools",
     "math",
+    "operator",
     "re",
     "typing",
     "connector",
