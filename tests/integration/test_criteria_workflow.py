@@ -99,3 +99,37 @@ def test_simulate_history_replays_days_and_writes_nothing(demo, connector_env, t
     assert "No one would change stage." in printed
     assert "Stage counts per day" in printed
     assert db.read_bytes() == before
+
+
+def test_a_quiet_unaccepted_mql_is_recycled_by_the_sweep_and_a_worked_one_is_not(demo, connector_env) -> None:
+    """Nothing changes in the CRM for 60 days: the sweep re-reads MQLs decided long ago, and the
+    recycle rule sends the unaccepted ones to nurture (BAD_TIMING) while a rep's IN_PROGRESS stays."""
+    from datetime import timedelta
+
+    from connector.cli import _engine
+
+    store, outcomes = demo
+    assert run_cli("sync") == 0
+    with _engine(None) as engine:
+        later = engine.clock() + timedelta(days=60)
+        engine.clock = lambda: later
+        engine.sync()
+        # Two days on, nobody changed: only the sweep looks at the MQLs decided two days ago.
+        engine.clock = lambda: later + timedelta(days=2)
+        writes_before = len(store.writes())
+        swept = engine.sync()
+    assert swept.counts["recycle_checked"] > 0
+    assert len(store.writes()) == writes_before, "re-deciding quiet people writes nothing new"
+    quiet = [o for o in outcomes if o.persona in ("mql_pricing_interest", "forward_only_mql")]
+    for o in quiet:
+        props = store.contacts[o.contact_id]
+        assert props["lifecyclestage"] == "marketingqualifiedlead", o
+        assert props["hs_lead_status"] == "BAD_TIMING", o
+    for o in (o for o in outcomes if o.persona == "manual_status_kept"):
+        assert store.contacts[o.contact_id]["hs_lead_status"] == o.hs_lead_status
+    with _engine(None) as engine:
+        pid = engine.store.find_person(quiet[0].email)
+        assert pid is not None
+        decision = engine.store.decision(pid)
+    assert decision is not None
+    assert "recycled by mql_went_quiet" in decision.reason
