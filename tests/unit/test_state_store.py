@@ -152,3 +152,41 @@ def test_runs_are_listed_newest_first(store: StateStore) -> None:
 def test_an_unreachable_database_is_a_config_error_naming_the_setting() -> None:
     with pytest.raises(ConfigError, match="CONNECTOR_STATE_URL"):
         StateStore.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+def _decided(pid: str, stage: str, at: datetime) -> Decision:
+    return Decision(
+        person_id=pid, evaluated_at=at, criteria_version="v", stage=stage, computed_stage=stage,
+        lead_status=None, fit_score=0, fit_grade="D", signals={}, trace=(), reason="r",
+    )  # fmt: skip
+
+
+def test_stage_entries_keep_the_first_moment_at_a_stage(store: StateStore) -> None:
+    store.record_stage("p1", "lead", T0)
+    store.record_stage("p1", "mql", T0 + timedelta(days=1))
+    store.record_stage("p1", "mql", T0 + timedelta(days=5))
+    assert store.stage_entered(["p1", "p2"]) == {"p1": ("mql", T0 + timedelta(days=1))}
+
+
+def test_stale_at_stage_finds_quiet_hand_offs(store: StateStore) -> None:
+    run = store.start_run("sync")
+    store.save_decision(run, _decided("p1", "mql", T0))
+    store.save_decision(run, _decided("p2", "mql", T0 + timedelta(days=3)))
+    store.save_decision(run, _decided("p3", "lead", T0))
+    assert store.stale_at_stage(["mql"], T0 + timedelta(days=1)) == ["p1"]
+    assert store.stale_at_stage(["mql", "lead"], T0 + timedelta(days=4)) == ["p1", "p2", "p3"]
+
+
+def test_simulation_people_stream_snapshots_with_timelines_in_batches(store: StateStore) -> None:
+    for n in range(5):
+        pid = store.resolve_person("hubspot", "contacts", str(n), f"p{n}@acme.com")
+        store.add_activities([activity(pid, f"s{n}-{k}", days=k) for k in range(n)])
+        store.save_snapshot(pid, {"title": f"T{n}", "employees": n}, "lead" if n else None, "new", T0)
+    store.record_stage(store.find_person("p4@acme.com") or "", "lead", T0)
+    batches = list(store.simulation_people(batch=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    rows = {email: (fields, stage, status, entered, len(timeline)) for b in batches
+            for _pid, email, fields, stage, status, entered, timeline in b}  # fmt: skip
+    assert rows["p4@acme.com"] == ({"title": "T4", "employees": 4}, "lead", "new", T0, 4)
+    assert rows["p0@acme.com"][1:] == (None, "new", None, 0)
+    assert store.count_snapshots() == 5
