@@ -76,7 +76,12 @@ def _settings(mappings_dir: Path | None = None) -> Settings:
 
 @cli.command()
 @mappings_option
-def validate(mappings_dir: Path | None) -> None:
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check every mapped field and picklist value against the CRM (needs credentials).",
+)
+def validate(mappings_dir: Path | None, online: bool) -> None:
     """Check the mapping files and run the criteria examples; print OK or every problem with file:line."""
     from connector.mapping.examples import check_examples
     from connector.mapping.loader import load_mappings
@@ -86,6 +91,8 @@ def validate(mappings_dir: Path | None) -> None:
     examples, issues = check_examples(mappings)
     if issues:
         raise MappingError(issues)
+    if online:
+        _validate_online(settings, mappings)
     c = mappings.criteria
     out.print(
         f"OK: {settings.mappings_dir} — {len(c.signals)} signals, {len(c.fit.rules)} fit rules, "
@@ -93,6 +100,31 @@ def validate(mappings_dir: Path | None) -> None:
         f"rules, {len(mappings.routing.pools)} pools, {examples} criteria examples pass "
         f"(criteria version {mappings.criteria_version})"
     )
+
+
+def _validate_online(settings: Settings, mappings: Any) -> None:
+    """Check the CRM mappings against the CRMs themselves; every issue at its file:line."""
+    from connector.errors import ConfigError
+    from connector.mapping.source import read_document
+
+    issues = []
+    checked = []
+    if mappings.salesforce is not None and settings.salesforce is not None:
+        from connector.crm.factory import salesforce_adapter
+        from connector.crm.salesforce_online import check_online
+
+        path = settings.mappings_dir / "salesforce.yaml"
+        adapter = salesforce_adapter(settings, mappings.salesforce)
+        issues += check_online(adapter, mappings.salesforce, read_document(path, str(path)))
+        checked.append("Salesforce")
+    if not checked:
+        raise ConfigError(
+            "validate --online needs CRM credentials: set CONNECTOR_SALESFORCE_AUTH and its variables "
+            "(for salesforce.yaml)"
+        )
+    if issues:
+        raise MappingError(issues)
+    out.print(f"Online: {', '.join(checked)} mapping matches the CRM (fields and picklist values).")
 
 
 # --------------------------------------------------------------------------- plan / sync
@@ -227,7 +259,7 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
         result = engine.explain(person)
         stored = engine.store.decision(result.person_id) if result else None
     if result is None:
-        err.print(f"No contact found for {person!r} in HubSpot.")
+        err.print(f"No contact found for {person!r} in the configured CRMs (contacts and leads).")
         raise SystemExit(ExitCode.CONFIG)
     if as_json:
         out.print_json(data=rep.explain_json(result, stored))
@@ -379,7 +411,7 @@ def report_cmd(mappings_dir: Path | None, run_id: str | None, html_path: Path) -
 @click.option("--people", default=300, show_default=True, help="Demo people to generate.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the demo data.")
 def sandbox(port: int, people: int, seed: int) -> None:
-    """Serve the HubSpot emulator with demo data until Ctrl-C."""
+    """Serve the HubSpot and Salesforce emulators with demo data until Ctrl-C."""
     from connector import demo as demo_mod
 
     demo_mod.serve_sandbox(out, port=port, people=people, seed=seed)
@@ -411,20 +443,17 @@ def demo(mappings_dir: Path | None, people: int, seed: int, state_path: Path | N
 
 @contextmanager
 def _engine(mappings_dir: Path | None) -> Iterator[Any]:
-    from connector.crm.factory import hubspot_adapter
+    from connector.crm.factory import build_adapters
     from connector.engine import Engine
-    from connector.errors import ConfigError
     from connector.mapping.loader import load_mappings
     from connector.state.store import StateStore
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
-    if mappings.hubspot is None:
-        raise ConfigError(f"{settings.mappings_dir}/hubspot.yaml is missing")
-    adapter = hubspot_adapter(settings, mappings.hubspot)
+    adapters = build_adapters(settings, mappings)
     store = StateStore.open(settings.state_url)
     try:
-        yield Engine(mappings, store, {"hubspot": adapter})
+        yield Engine(mappings, store, adapters, fold_plus_tags=settings.email_fold_plus_tags)
     finally:
         store.close()
 

@@ -22,14 +22,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.crm.base import CrmAdapter, Page
-from connector.errors import ConfigError, ConnectorError, ExitCode
+from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode
 from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.gaps import Gap
-from connector.lifecycle.identity import email_domain, normalize_email
-from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
+from connector.lifecycle.identity import email_domain, match_key, normalize_email
+from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
 from connector.lifecycle.rules import CriteriaEvaluator, Handoff
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
+from connector.mapping.schema import HubSpotMapping, SalesforceMapping, ValueMap
 from connector.model import (
     Activity,
     Crm,
@@ -96,13 +97,30 @@ class RunReport:
 
 
 @dataclass(frozen=True)
-class CrmBinding:
-    """One CRM as the engine drives it: its adapter and how its owned fields map."""
+class ObjectBinding:
+    """How one CRM object's owned fields map (HubSpot contacts; Salesforce Lead, Contact)."""
 
-    adapter: CrmAdapter
     fields: FieldMap
     stage_by_value: dict[str, str]
+    mql_date: str | None = None
+    mql_reason: str | None = None
     status_by_value: dict[str, str] = field(default_factory=dict)
+    """CRM lead status value (casefolded) -> canonical lead status."""
+
+
+@dataclass(frozen=True)
+class CrmBinding:
+    """One CRM as the engine drives it: its adapter and how each object's owned fields map."""
+
+    adapter: CrmAdapter
+    objects: dict[str, ObjectBinding]
+
+    def of(self, object_type: str) -> ObjectBinding:
+        return self.objects[object_type]
+
+
+RecordKey = tuple[Crm, str, str]
+"""(crm, object_type, record_id)"""
 
 
 class Engine:
@@ -114,8 +132,11 @@ class Engine:
         store: StateStore,
         adapters: Mapping[Crm, CrmAdapter],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        fold_plus_tags: bool = False,
     ) -> None:
         self.mappings = mappings
+        self.fold_plus_tags = fold_plus_tags
         self.store = store
         self.clock = clock
         self.crms: dict[Crm, CrmBinding] = {}
@@ -127,7 +148,7 @@ class Engine:
                 )
             self.crms[crm] = _binding(adapter, crm_map)
         if not self.crms:
-            raise ConfigError("no CRM configured: add hubspot.yaml to the mappings folder")
+            raise ConfigError("no CRM configured: add hubspot.yaml or salesforce.yaml to the mappings folder")
         self.person_fields: dict[str, str] = dict(mappings.person_fields)
         self.evaluator = CriteriaEvaluator(mappings.criteria, mappings.criteria_version, self.person_fields)
         self.routing_when: dict[str, Expression] = compile_routing_conditions(mappings.routing)
@@ -156,6 +177,13 @@ class Engine:
             log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
             try:
                 self._pass(report, now, should_stop)
+            except DailyLimitExhausted as exc:  # committed pages keep their cursors: resume next run
+                self.store.finish_run(report.run_id, "partial", report.counts, error=exc.message)
+                log.error(
+                    "run stopped: %s", exc.message,
+                    extra={"event": "run.partial", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
+                raise
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
                 log.error(
@@ -176,11 +204,7 @@ class Engine:
         """Activity feeds first (timelines only), then changed records, then everyone whose
         timeline grew but who was not among the changed records — each person decided once, with
         all their new activity in, so a backfill never writes an interim stage."""
-        active: dict[Crm, frozenset[str]] = {}
-        for crm, binding in self.crms.items():
-            owners = binding.adapter.owners()
-            report.owners.update({o.id: o for o in owners})
-            active[crm] = frozenset(o.id for o in owners if o.active and not o.is_queue)
+        active = self._active_owners(report)
         pointers = self.store.pointers()
         feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
         feeds.sort(key=lambda item: item[1].kind != "activities")
@@ -189,7 +213,7 @@ class Engine:
                 if feed.kind == "activities":
                     self._activity_page(report, crm, page, feed.scope)
                 else:
-                    self._page(report, crm, page, feed.scope, active[crm], pointers, now)
+                    self._page(report, crm, page, feed.scope, active, pointers, now)
                 if self._stop_requested(report, should_stop):
                     return
         for crm, binding in self.crms.items():
@@ -197,7 +221,7 @@ class Engine:
                 ids = [record_id for _object, record_id in batch]
                 records = binding.adapter.read(ids)
                 self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
-                           active[crm], pointers, now)  # fmt: skip
+                           active, pointers, now)  # fmt: skip
                 gone = sorted(set(ids) - {r.record_id for r in records})
                 if gone:  # deleted or merged in the CRM since: nothing left to decide
                     with self.store.transaction():
@@ -215,20 +239,27 @@ class Engine:
         now: datetime,
         should_stop: Callable[[], bool],
     ) -> None:
-        """Re-decide people parked at a recyclable stage with nothing new: going quiet is the point."""
+        """Re-decide people parked at a recyclable stage with nothing new: going quiet is the point.
+
+        Each person is read through one record (the first configured CRM that has one); `_page`
+        brings in their other records as for any page.
+        """
         stages = sorted({stage for rule in self.mappings.criteria.recycle for stage in rule.stages})
         if not stages or report.stopped:
             return
-        stale = self.store.stale_at_stage(stages, now - RECYCLE_SWEEP_AFTER)
-        for crm, binding in self.crms.items():
-            ids = sorted(
-                {rid for pid in stale for rcrm, _obj, rid in self.store.records_of(pid) if rcrm == crm}
-            )
+        chosen: dict[Crm, list[str]] = {}
+        for pid in self.store.stale_at_stage(stages, now - RECYCLE_SWEEP_AFTER):
+            mine = [(c, o, r) for c, o, r in self.store.records_of(pid) if c in self.crms]
+            mine = [k for k in mine if k[1] in self.crms[k[0]].objects]
+            if mine:
+                crm, _object, record_id = min(mine, key=lambda k: (list(self.crms).index(k[0]), k))
+                chosen.setdefault(crm, []).append(record_id)
+        for crm, ids in chosen.items():
             for start in range(0, len(ids), PENDING_BATCH):
-                records = binding.adapter.read(ids[start : start + PENDING_BATCH])
+                records = self.crms[crm].adapter.read(ids[start : start + PENDING_BATCH])
                 report.counts["recycle_checked"] += len(records)
                 self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
-                           active[crm], pointers, now)  # fmt: skip
+                           active, pointers, now)  # fmt: skip
                 if self._stop_requested(report, should_stop):
                     return
 
@@ -241,15 +272,14 @@ class Engine:
 
     def _activity_page(self, report: RunReport, crm: Crm, page: Page, scope: str) -> None:
         """Append a page of activities and mark their people for evaluation, with the cursor."""
-        records = {r.record_id: r for r in page.records}
-        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        records = {_key(r): r for r in page.records}
+        with self.store.transaction():  # one commit for the page's identities, not one per record
+            person_of = {key: self._resolve(record) for key, record in records.items()}
         report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
         with self.store.transaction():
-            for object_type in {r.object_type for r in records.values()}:
-                marked = {
-                    rid: pid for rid, pid in person_of.items() if records[rid].object_type == object_type
-                }
-                self.store.mark_pending(crm, object_type, marked)
+            for c, object_type in {key[:2] for key in records}:
+                marked = {key[2]: pid for key, pid in person_of.items() if key[:2] == (c, object_type)}
+                self.store.mark_pending(c, object_type, marked)
             if page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         log.info(
@@ -258,59 +288,90 @@ class Engine:
                    "activities": len(page.activities), "written": 0, "failed": 0, "cursor": page.cursor},
         )  # fmt: skip
 
+    def _active_owners(self, report: RunReport | None = None) -> dict[Crm, frozenset[str]]:
+        """Per CRM, the owner ids routing may keep or assign: active users, plus queues that
+        routing.yaml names as a rep's id (a Salesforce queue as the fallback, say)."""
+        named = {rep_owner_id(rep, crm) for rep in self.mappings.routing.reps.values() for crm in self.crms}
+        active: dict[Crm, frozenset[str]] = {}
+        for crm, binding in self.crms.items():
+            owners = binding.adapter.owners()
+            if report is not None:
+                report.owners.update({o.id: o for o in owners})
+            active[crm] = frozenset(o.id for o in owners if o.active and (not o.is_queue or o.id in named))
+        return active
+
     def _page(
         self,
         report: RunReport,
         crm: Crm,
         page: Page,
         scope: str | None,
-        active: frozenset[str],
+        active: Mapping[Crm, frozenset[str]],
         pointers: dict[str, int],
         now: datetime,
     ) -> None:
-        """Decide, write and record one page; its cursor commits with its audit rows."""
+        """Decide, write and record one page; its cursor commits with its audit rows.
+
+        A person on the page who also has records elsewhere (the other CRM, or a Salesforce lead
+        and contact) is decided once over the merged timeline, and every one of their records is
+        written per its own mapping, in the same page.
+        """
         assert report.run_id is not None
-        binding = self.crms[crm]
-        records = {r.record_id: r for r in page.records}
-        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        records: dict[RecordKey, CrmRecord] = {_key(r): r for r in page.records}
         report.counts["records_read"] += len(records)
-        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
-        timelines = self.store.timelines(sorted(set(person_of.values())))
-        entered = self.store.stage_entered(sorted(set(person_of.values())))
-        last_written: dict[str, dict[str, str | None]] = {}
-        for object_type in {r.object_type for r in records.values()}:
-            ids = sorted(rid for rid, r in records.items() if r.object_type == object_type)
-            last_written.update(self.store.last_written(crm, object_type, ids))
+        with self.store.transaction():  # one commit for the page's identities, not one per record
+            person_of = {key: self._resolve(record) for key, record in records.items()}
+            linked = self._linked_records(records, person_of)
+        with self.store.transaction():
+            for key, record in linked.items():
+                records[key] = record
+                person_of[key] = self._resolve(record)
+            timeline = _to_timeline(page.activities, person_of)
+            report.counts["activities_new"] += self.store.add_activities(timeline)
+            timelines = self.store.timelines(sorted(set(person_of.values())))
+            entered = self.store.stage_entered(sorted(set(person_of.values())))
+            last_written: dict[RecordKey, dict[str, str | None]] = {}
+            for c, object_type in {(k[0], k[1]) for k in records}:
+                ids = sorted(k[2] for k in records if k[:2] == (c, object_type))
+                for rid, values in self.store.last_written(c, object_type, ids).items():
+                    last_written[(c, object_type, rid)] = values
 
+        people: dict[str, list[CrmRecord]] = {}
+        for key in sorted(records, key=lambda k: (records[k].crm != crm, records[k].modified_at or now, k)):
+            people.setdefault(person_of[key], []).append(records[key])
         results: list[PersonResult] = []
-        for rid in sorted(records, key=lambda r: (records[r].modified_at or now, r)):
-            pid = person_of[rid]
-            result = self._decide(
-                binding, records[rid], pid, timelines.get(pid, []), active, pointers,
-                last_written.get(rid, {}), now, entered.get(pid, (None, None))[1],
+        decisions: list[Decision] = []
+        snapshots: list[tuple[str, dict[str, Any], str | None, str | None]] = []
+        for pid, person_records in people.items():
+            decided = self._decide_person(
+                person_records, pid, timelines.get(pid, []), active, pointers, last_written, now,
+                entered.get(pid, (None, None))[1],
             )  # fmt: skip
-            if result.routing.pointer is not None:
-                pool, position = result.routing.pointer
-                pointers[pool] = position
-            results.append(result)
+            decisions.append(decided[0].decision)
+            results += decided
+            person, current, status = self._person_state(person_records)
+            snapshots.append((pid, person, current, status))
 
-        intents = [r.intent for r in results if r.intent is not None]
-        written = [] if report.dry_run or not intents else binding.adapter.apply(intents)
+        written: list[WriteResult] = []
+        if not report.dry_run:
+            for target in self.crms:
+                intents = [r.intent for r in results if r.intent is not None and r.intent.crm == target]
+                if intents:
+                    written += self.crms[target].adapter.apply(intents)
         with self.store.transaction():
             for res in written:
                 self.store.record_write(report.run_id, res)
-            for result in results:
-                self.store.save_decision(report.run_id, result.decision)
-                self.store.record_stage(result.person_id, result.decision.stage, now)
-                self.store.save_snapshot(
-                    result.person_id, self.person_values(result.record), result.previous_stage,
-                    result.previous_lead_status, now,
-                )  # fmt: skip
+            for decision in decisions:
+                self.store.save_decision(report.run_id, decision)
+                self.store.record_stage(decision.person_id, decision.stage, now)
+            for pid, person, current, status in snapshots:
+                self.store.save_snapshot(pid, person, current, status, now)
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
-            for object_type in {r.object_type for r in records.values()}:
-                ids = [rid for rid, r in records.items() if r.object_type == object_type]
-                self.store.clear_pending(crm, object_type, ids)
+            for c, object_type in {key[:2] for key in records}:  # linked records are decided too
+                self.store.clear_pending(
+                    c, object_type, [key[2] for key in records if key[:2] == (c, object_type)]
+                )
             if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         self._tally(report, results, written)
@@ -320,6 +381,25 @@ class Engine:
                    "written": sum(1 for w in written if w.ok), "failed": sum(1 for w in written if not w.ok),
                    "cursor": page.cursor},
         )  # fmt: skip
+
+    def _linked_records(
+        self, records: Mapping[RecordKey, CrmRecord], person_of: Mapping[RecordKey, str]
+    ) -> dict[RecordKey, CrmRecord]:
+        """The current values of the page's people's other records, in every configured CRM."""
+        wanted: dict[Crm, set[str]] = {}
+        for pid in sorted(set(person_of.values())):
+            for c, object_type, rid in self.store.records_of(pid):
+                if (
+                    c in self.crms
+                    and object_type in self.crms[c].objects
+                    and (c, object_type, rid) not in records
+                ):
+                    wanted.setdefault(c, set()).add(rid)
+        found: dict[RecordKey, CrmRecord] = {}
+        for c, ids in sorted(wanted.items()):
+            for record in self.crms[c].adapter.read(sorted(ids)):
+                found[_key(record)] = record
+        return found
 
     def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:
         failed = {w.intent.record_id for w in written if not w.ok}
@@ -338,7 +418,7 @@ class Engine:
             before = result.previous_stage or "(none)"
             if before != decision.stage:
                 report.transitions[(before, decision.stage)] += 1
-            owner_prop = self.crms[result.record.crm].fields.owner_property
+            owner_prop = self.crms[result.record.crm].of(result.record.object_type).fields.owner_property
             if owner_prop and owner_prop in result.intent.changes:
                 report.assigned[result.intent.changes[owner_prop]] += 1
             key = decision.disqualified_by or next(
@@ -350,43 +430,76 @@ class Engine:
 
     def _resolve(self, record: CrmRecord) -> str:
         return self.store.resolve_person(
-            record.crm, record.object_type, record.record_id, normalize_email(record.email)
+            record.crm,
+            record.object_type,
+            record.record_id,
+            match_key(record.email, fold_plus_tags=self.fold_plus_tags),
+            links=record.links,
         )
 
-    def person_values(self, record: CrmRecord) -> dict[str, Any]:
+    def person_values(self, record: CrmRecord, others: Sequence[CrmRecord] = ()) -> dict[str, Any]:
+        """The person's fields: this record's, gaps filled from their other records (in order)."""
         values: dict[str, Any] = dict(record.fields)
-        email = normalize_email(record.email)
+        for other in others:
+            for name, value in other.fields.items():
+                if values.get(name) in (None, ""):
+                    values[name] = value
+        raw = next((r.email for r in (record, *others) if normalize_email(r.email)), record.email)
+        email = normalize_email(raw)
         values["email"] = email or ""
         values["email_domain"] = email_domain(email)
         return values
 
-    def _decide(
+    def _current_stage(self, record: CrmRecord) -> str | None:
+        binding = self.crms[record.crm].of(record.object_type)
+        value = record.owned.get(binding.fields.stage.property)
+        return binding.stage_by_value.get(value.strip()) if value else None
+
+    def _current_status(self, record: CrmRecord) -> str | None:
+        """The record's lead status as a canonical name (None: empty or not in the mapping)."""
+        binding = self.crms[record.crm].of(record.object_type)
+        if binding.fields.lead_status is None:
+            return None
+        value = (record.owned.get(binding.fields.lead_status.property) or "").strip()
+        return binding.status_by_value.get(value.casefold()) if value else None
+
+    def _person_state(self, records: Sequence[CrmRecord]) -> tuple[dict[str, Any], str | None, str | None]:
+        """(person fields, highest current stage, first mapped lead status) over a person's records."""
+        order = self.mappings.criteria.stages
+        person = self.person_values(records[0], records[1:])
+        stages = [s for s in (self._current_stage(r) for r in records) if s is not None and s in order]
+        current = max(stages, key=order.index) if stages else None
+        status = next((s for s in (self._current_status(r) for r in records) if s is not None), None)
+        return person, current, status
+
+    def _decide_person(
         self,
-        binding: CrmBinding,
-        record: CrmRecord,
+        records: Sequence[CrmRecord],
         pid: str,
         timeline: Sequence[Activity],
-        active: frozenset[str],
-        pointers: Mapping[str, int],
-        last_written: Mapping[str, str | None],
+        active: Mapping[Crm, frozenset[str]],
+        pointers: dict[str, int],
+        last_written: Mapping[RecordKey, Mapping[str, str | None]],
         now: datetime,
         stage_entered_at: datetime | None = None,
-    ) -> PersonResult:
-        person = self.person_values(record)
-        stage_value = record.owned.get(binding.fields.stage.property)
-        current = binding.stage_by_value.get(stage_value) if stage_value else None
-        status_property = binding.fields.lead_status.property if binding.fields.lead_status else None
-        status_value = (record.owned.get(status_property) or "").strip() if status_property else ""
-        current_status = binding.status_by_value.get(status_value.casefold()) if status_value else None
+    ) -> list[PersonResult]:
+        """One decision for one person, then routing and a diff per CRM record of theirs.
+
+        The current stage is the highest any record shows (stages only move forward, so no CRM is
+        pulled back to another's lower value). Owners: a record with an active owner keeps them;
+        the others get the same rep, by their id in that CRM (routing.yaml reps), so one person has
+        one owner across CRMs; only when that rep cannot own records there is it routed anew.
+        """
+        order = self.mappings.criteria.stages
+        person, current, status = self._person_state(records)
         decision = self.evaluator.evaluate(
             person_id=pid,
             person=person,
             timeline=timeline,
             current_stage=current,
             now=now,
-            handoff=Handoff(lead_status=current_status, stage_entered_at=stage_entered_at),
+            handoff=Handoff(lead_status=status, stage_entered_at=stage_entered_at),
         )
-        owner_prop = binding.fields.owner_property
         context = expression_context(
             signals=decision.signals,
             fit_score=decision.fit_score,
@@ -394,40 +507,77 @@ class Engine:
             person=self.evaluator.person_context(person),
             lists=self.mappings.criteria.lists,
         )
-        outcome = route(
-            self.mappings.routing,
-            crm=record.crm,
-            stage=decision.stage,
-            disqualified=decision.disqualified_by is not None,
-            person=person,
-            current_owner_id=record.owned.get(owner_prop) if owner_prop else None,
-            active_owner_ids=active,
-            pointers=pointers,
-            when=self.routing_when,
-            context=context,
-        )
-        decision = dataclasses.replace(decision, owner_id=outcome.owner_id, owner_reason=outcome.reason)
-        intent = plan_write(
-            crm=record.crm,
-            object_type=record.object_type,
-            record_id=record.record_id,
-            person_id=pid,
-            decision=decision,
-            owner_id=outcome.owner_id if owner_prop else None,
-            current=record.owned,
-            last_written=last_written,
-            fields=binding.fields,
-            stage_order=self.mappings.criteria.stages,
-            sales_owned=frozenset(self.mappings.criteria.sales_owned),
-        )
-        return PersonResult(
-            person_id=pid,
-            record=record,
-            decision=decision,
-            routing=outcome,
-            intent=intent,
-            previous_stage=current,
-            previous_lead_status=current_status,
+
+        def owner_of(record: CrmRecord) -> str | None:
+            prop = self.crms[record.crm].of(record.object_type).fields.owner_property
+            return (record.owned.get(prop) or None) if prop else None
+
+        ordered = sorted(records, key=lambda r: owner_of(r) not in active[r.crm])
+        shared_rep: str | None = None
+        results: list[PersonResult] = []
+        for record in ordered:
+            binding = self.crms[record.crm].of(record.object_type)
+            outcome = route(
+                self.mappings.routing,
+                crm=record.crm,
+                stage=decision.stage,
+                disqualified=decision.disqualified_by is not None,
+                person=person,
+                current_owner_id=owner_of(record),
+                active_owner_ids=active[record.crm],
+                pointers=pointers,
+                when=self.routing_when,
+                context=context,
+            )
+            kept = outcome.owner_id is not None and outcome.owner_id == owner_of(record)
+            if shared_rep is not None and not kept and outcome.rep != shared_rep:
+                same = self._same_rep(shared_rep, record.crm, active[record.crm], outcome)
+                outcome = same or outcome
+            if outcome.pointer is not None:
+                pool, position = outcome.pointer
+                pointers[pool] = position
+            shared_rep = shared_rep or outcome.rep
+            record_decision = dataclasses.replace(
+                decision, owner_id=outcome.owner_id, owner_reason=outcome.reason
+            )
+            intent = plan_write(
+                crm=record.crm,
+                object_type=record.object_type,
+                record_id=record.record_id,
+                person_id=pid,
+                decision=record_decision,
+                owner_id=outcome.owner_id if binding.fields.owner_property else None,
+                current=record.owned,
+                last_written=last_written.get(_key(record), {}),
+                fields=binding.fields,
+                stage_order=order,
+                sales_owned=frozenset(self.mappings.criteria.sales_owned),
+            )
+            results.append(
+                PersonResult(
+                    person_id=pid,
+                    record=record,
+                    decision=record_decision,
+                    routing=outcome,
+                    intent=_stamp_mql(intent, binding, record, record_decision, now),
+                    previous_stage=self._current_stage(record),
+                    previous_lead_status=self._current_status(record),
+                )
+            )
+        first = next(r for r in results if r.record is records[0])
+        return [first, *(r for r in results if r is not first)]
+
+    def _same_rep(
+        self, rep_key: str, crm: Crm, active: frozenset[str], routed: RoutingOutcome
+    ) -> RoutingOutcome | None:
+        """`routed` re-aimed at the rep the person already has in another CRM, if they can own here."""
+        rep = self.mappings.routing.reps.get(rep_key)
+        owner_id = rep_owner_id(rep, crm) if rep is not None else None
+        if rep is None or owner_id is None or owner_id not in active:
+            return None
+        reason = f"assigned {rep.name} (owner {owner_id}): the same rep owns this person's other CRM record"
+        return dataclasses.replace(
+            routed, owner_id=owner_id, rep=rep_key, pool=None, rule=None, reason=reason, pointer=None
         )
 
     # ------------------------------------------------------------------ explain
@@ -439,19 +589,29 @@ class Engine:
                 record = binding.adapter.find(key) or self._find_by_person(crm, key)
                 if record is None:
                     continue
-                owners = binding.adapter.owners()
-                active = frozenset(o.id for o in owners if o.active and not o.is_queue)
                 pid = self._resolve(record)
-                activities = binding.adapter.activities_for([record])
-                self.store.add_activities(_to_timeline(activities, {record.record_id: pid}))
+                records = {_key(record): record}
+                records.update(self._linked_records(records, {_key(record): pid}))
+                person_of = {k: self._resolve(r) for k, r in records.items()}
+                activities: list[SourceActivity] = []
+                for c in self.crms:
+                    mine = [r for r in records.values() if r.crm == c]
+                    if mine:
+                        activities += self.crms[c].adapter.activities_for(mine)
+                self.store.add_activities(_to_timeline(activities, person_of))
                 timeline = self.store.timelines([pid])[pid]
-                last = self.store.last_written(crm, record.object_type, [record.record_id])
+                last: dict[RecordKey, dict[str, str | None]] = {}
+                for r in records.values():
+                    for rid, values in self.store.last_written(r.crm, r.object_type, [r.record_id]).items():
+                        last[(r.crm, r.object_type, rid)] = values
+                people = [record, *(r for k, r in records.items() if k != _key(record))]
                 entered = self.store.stage_entered([pid]).get(pid, (None, None))[1]
-                result = self._decide(
-                    binding, record, pid, timeline, active, self.store.pointers(),
-                    last.get(record.record_id, {}), self.clock(), entered,
-                )  # fmt: skip
-                gaps = self.evaluator.gaps(result.decision, self.person_values(record))
+                result = self._decide_person(
+                    people, pid, timeline, self._active_owners(), self.store.pointers(), last, self.clock(),
+                    entered,
+                )[0]  # fmt: skip
+                person, _current, _status = self._person_state(people)
+                gaps = self.evaluator.gaps(result.decision, person)
                 return dataclasses.replace(result, gaps=tuple(gaps))
         return None
 
@@ -465,34 +625,85 @@ class Engine:
         return None
 
 
+def _key(record: CrmRecord) -> RecordKey:
+    return (record.crm, record.object_type, record.record_id)
+
+
 def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
-    reason = getattr(crm_map, "stage_reason", None)
-    moment = getattr(crm_map, "stage_date", None)
-    lead_status = crm_map.lead_status
-    protected = getattr(lead_status, "protected", []) if lead_status is not None else []
-    fields = FieldMap(
-        stage=crm_map.stage,
-        lead_status=lead_status,
-        owner_property=crm_map.owner.property if crm_map.owner else None,
-        writes=frozenset(crm_map.writes),
-        reason_property=reason.property if reason is not None else None,
-        date_property=moment.property if moment is not None else None,
-        protected_statuses=frozenset(value.strip().casefold() for value in protected),
-    )
-    return CrmBinding(
-        adapter=adapter,
-        fields=fields,
-        stage_by_value={value: stage for stage, value in crm_map.stage.values.items()},
-        status_by_value=(
-            {value.casefold(): status for status, value in lead_status.values.items()} if lead_status else {}
-        ),
-    )
+    objects: dict[str, ObjectBinding] = {}
+    if isinstance(crm_map, HubSpotMapping):
+        lead_status = crm_map.lead_status
+        fields = FieldMap(
+            stage=crm_map.stage,
+            lead_status=lead_status,
+            owner_property=crm_map.owner.property if crm_map.owner else None,
+            writes=frozenset(crm_map.writes),
+            reason_property=crm_map.stage_reason.property if crm_map.stage_reason else None,
+            date_property=crm_map.stage_date.property if crm_map.stage_date else None,
+            protected_statuses=frozenset(
+                value.strip().casefold() for value in (lead_status.protected if lead_status else [])
+            ),
+        )
+        objects[crm_map.object] = ObjectBinding(
+            fields,
+            {v: s for s, v in crm_map.stage.values.items()},
+            status_by_value={v.casefold(): s for s, v in lead_status.values.items()} if lead_status else {},
+        )
+    elif isinstance(crm_map, SalesforceMapping):
+        for name, obj in crm_map.objects.items():
+            status = obj.lead_status
+            fields = FieldMap(
+                stage=ValueMap(property=obj.stage.field, values=obj.stage.values),
+                lead_status=ValueMap(property=status.field, values=status.values) if status else None,
+                owner_property=obj.owner.field if obj.owner else None,
+                writes=frozenset(obj.writes),
+            )
+            by_value: dict[str, str] = {}
+            for (
+                stage,
+                value,
+            ) in obj.stage.values.items():  # several stages may share a value: keep the highest
+                by_value[value] = stage
+            objects[name] = ObjectBinding(
+                fields,
+                by_value,
+                obj.mql_date,
+                obj.mql_reason,
+                status_by_value={v.casefold(): s for s, v in status.values.items()} if status else {},
+            )
+    else:
+        raise ConfigError(f"unsupported CRM mapping {type(crm_map).__name__}")
+    return CrmBinding(adapter=adapter, objects=objects)
 
 
-def _to_timeline(items: Sequence[SourceActivity], person_of: Mapping[str, str]) -> list[Activity]:
+def _stamp_mql(
+    intent: WriteIntent | None, binding: ObjectBinding, record: CrmRecord, decision: Decision, now: datetime
+) -> WriteIntent | None:
+    """Add the optional MQL date and reason fields when this write moves the record to MQL.
+
+    Only empty fields are stamped: the date of the first hand-off stays, whoever set it.
+    """
+    stage_prop = binding.fields.stage.property
+    if intent is None or intent.changes.get(stage_prop) != binding.fields.stage.values.get("mql"):
+        return intent
+    extra: dict[str, str] = {}
+    stamps = (
+        (binding.mql_date, now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        (binding.mql_reason, decision.reason[:255]),
+    )
+    for prop, value in stamps:
+        if prop and prop in binding.fields.writes and not (record.owned.get(prop) or "").strip():
+            extra[prop] = value
+    if not extra:
+        return intent
+    before = {**intent.before, **{p: record.owned.get(p) for p in extra}}
+    return dataclasses.replace(intent, changes={**intent.changes, **extra}, before=before)
+
+
+def _to_timeline(items: Sequence[SourceActivity], person_of: Mapping[RecordKey, str]) -> list[Activity]:
     out = []
     for a in items:
-        pid = person_of.get(a.record_id)
+        pid = person_of.get((a.crm, a.object_type, a.record_id))
         if pid is None:  # an activity of a record the CRM no longer returns (deleted or merged)
             continue
         out.append(

@@ -110,3 +110,10 @@ class FatalError(ConnectorError):
     """A bug or an unexpected CRM answer: stop the run, keep cursors where they were."""
 
     exit_code = ExitCode.FATAL
+
+
+class ApiShareReached(DailyLimitExhausted):
+    """This run used the share of the CRM's remaining daily API requests it may use: stop cleanly.
+
+    Cursors of committed pages are kept; the next run resumes from them.
+    """

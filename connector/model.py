@@ -65,6 +65,9 @@ class CrmRecord:
     modified_at: datetime | None = None
     source_values: dict[str, str | None] = field(default_factory=dict)
     """Raw values read only to derive activities (e.g. a "last email open" date property)."""
+    links: tuple[tuple[Crm, str, str], ...] = ()
+    """Records of the same person in another CRM, as this CRM declares them: (crm, object, id),
+    e.g. HubSpot's `salesforceleadid` / `salesforcecontactid` on a contact."""
 
 
 @dataclass(frozen=True)

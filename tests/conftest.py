@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["sf_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO / "mappings"
 

@@ -148,9 +148,14 @@ def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) ->
     ) as proc:
         try:
             assert proc.stdout is not None
-            lines = [proc.stdout.readline() for _ in range(4)]
-            url = next(ln.split("=", 1)[1].strip() for ln in lines if "CONNECTOR_HUBSPOT_BASE_URL=" in ln)
-            token = next(ln.split("=", 1)[1].strip() for ln in lines if "CONNECTOR_HUBSPOT_TOKEN=" in ln)
+            lines: list[str] = []
+            while not lines or "Ctrl-C" not in lines[-1]:
+                lines.append(proc.stdout.readline())
+                assert lines[-1], "the sandbox stopped before printing how to connect"
+            env = {
+                ln.split("=", 1)[0].split()[-1]: ln.split("=", 1)[1].strip() for ln in lines if "export" in ln
+            }
+            url, token = env["CONNECTOR_HUBSPOT_BASE_URL"], env["CONNECTOR_HUBSPOT_TOKEN"]
             assert url.startswith("http://127.0.0.1:")
             request = urllib.request.Request(
                 f"{url}/crm/v3/owners?limit=100", headers={"Authorization": f"Bearer {token}"}
@@ -158,6 +163,17 @@ def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) ->
             with urllib.request.urlopen(request, timeout=10) as response:
                 owners = json.load(response)["results"]
             assert len(owners) >= 5
+            import requests
+
+            sf = requests.Session()
+            sf.verify, sf.trust_env = env["CONNECTOR_SALESFORCE_CA_BUNDLE"], False
+            sf.headers["Authorization"] = f"Bearer {env['CONNECTOR_SALESFORCE_SESSION_ID']}"
+            answer = sf.get(
+                f"{env['CONNECTOR_SALESFORCE_INSTANCE_URL']}/services/data/v59.0/query",
+                params={"q": "SELECT Id FROM User WHERE IsActive = true"},
+                timeout=10,
+            )
+            assert answer.json()["totalSize"] >= 5
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)

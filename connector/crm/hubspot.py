@@ -232,6 +232,8 @@ class HubSpotAdapter:
         if m.owner:
             props.add(m.owner.property)
         props.update(src.property for src in m.activities.date_properties)
+        if m.salesforce_links is not None:
+            props.update(p for p in (m.salesforce_links.lead, m.salesforce_links.contact) if p)
         return sorted(props)
 
     @property
@@ -254,7 +256,20 @@ class HubSpotAdapter:
             source_values={
                 src.property: props.get(src.property) for src in self.mapping.activities.date_properties
             },
+            links=self._links(props),
         )
+
+    def _links(self, props: dict[str, str | None]) -> tuple[tuple[Crm, str, str], ...]:
+        """The Salesforce records HubSpot's Salesforce integration says this contact is."""
+        links = self.mapping.salesforce_links
+        if links is None:
+            return ()
+        out: list[tuple[Crm, str, str]] = []
+        for object_type, prop in (("Lead", links.lead), ("Contact", links.contact)):
+            value = (props.get(prop) or "").strip() if prop else ""
+            if value:
+                out.append(("salesforce", object_type, value))
+        return tuple(out)
 
     # ------------------------------------------------------------------ owners
 

@@ -21,6 +21,7 @@ from connector.mapping.schema import (
     FieldType,
     HubSpotMapping,
     Routing,
+    SalesforceMapping,
 )
 from connector.mapping.source import Document, Loc
 
@@ -386,6 +387,85 @@ def _check_activity_types(doc: Document, hubspot: HubSpotMapping, criteria: Crit
     for index, date_property in enumerate(activities.date_properties):
         require_known(
             doc, ("activities", "date_properties", index, "type"), date_property.type, known, "activity type"
+        )
+
+
+# --------------------------------------------------------------------------- salesforce.yaml
+
+
+def check_salesforce(
+    doc: Document,
+    salesforce: SalesforceMapping,
+    criteria: Criteria | None,
+    other_fields: Mapping[str, str] | None = None,
+) -> None:
+    """Owned fields per object, translations of every canonical value, known activity types.
+
+    `other_fields` is the person field catalogue of the other CRM file (hubspot.yaml): a field both
+    files map must have one type, or conditions would read it differently per CRM.
+    """
+    for obj_name, obj in salesforce.objects.items():
+        loc: Loc = ("objects", obj_name)
+        owned = [obj.stage.field]
+        for extra in (obj.lead_status.field if obj.lead_status else None, obj.mql_date, obj.mql_reason):
+            if extra:
+                owned.append(extra)
+        if obj.owner is not None:
+            owned.append(obj.owner.field)
+        for index, name in enumerate(obj.writes):
+            if name not in owned:
+                doc.add(
+                    (*loc, "writes", index),
+                    f"the connector does not own '{name}' on {obj_name} and never writes it",
+                    known_values_hint(
+                        name, owned, "writable fields (stage, lead_status, owner, mql_date, mql_reason)"
+                    ),
+                )
+        if obj.writes and obj.stage.field not in obj.writes:
+            doc.add((*loc, "writes"), f"writes must include the stage field '{obj.stage.field}'")
+        for name, spec in obj.fields.items():
+            if name in DERIVED_PERSON_FIELDS:
+                doc.add(
+                    (*loc, "fields", name),
+                    f"'{name}' is derived from the email address",
+                    "remove this entry",
+                    key=True,
+                )
+            if other_fields is not None and name in other_fields and other_fields[name] != spec.type:
+                doc.add(
+                    (*loc, "fields", name, "type"),
+                    f"'{name}' is {spec.type} here but {other_fields[name]} in hubspot.yaml",
+                    "use one type for a person field in every CRM file",
+                )
+        if criteria is None:
+            continue
+        _check_value_map(
+            doc,
+            (*loc, "stage", "values"),
+            obj.stage.values,
+            criteria.stages,
+            stages_in_use(criteria),
+            "stage",
+        )
+        if obj.lead_status is not None:
+            _check_value_map(
+                doc,
+                (*loc, "lead_status", "values"),
+                obj.lead_status.values,
+                criteria.lead_statuses,
+                statuses_in_use(criteria),
+                "lead status",
+            )
+    if criteria is None:
+        return
+    known = sorted(criteria.activity_types)
+    activities = salesforce.activities
+    for key, sources in (("tasks", activities.tasks), ("events", activities.events)):
+        for index, source in enumerate(sources):
+            require_known(doc, ("activities", key, index, "type"), source.type, known, "activity type")
+    for index, campaign in enumerate(activities.campaign_members):
+        require_known(
+            doc, ("activities", "campaign_members", index, "type"), campaign.type, known, "activity type"
         )
 
 

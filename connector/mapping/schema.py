@@ -288,6 +288,13 @@ class HubSpotActivities(StrictModel):
     date_properties: list[DatePropertySource] = Field(default_factory=list)
 
 
+class SalesforceLinks(StrictModel):
+    """Contact properties where HubSpot's Salesforce integration stores the linked record's id."""
+
+    lead: str | None = "salesforceleadid"
+    contact: str | None = "salesforcecontactid"
+
+
 class HubSpotMapping(StrictModel):
     tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
     object: Literal["contacts"] = "contacts"
@@ -303,6 +310,85 @@ class HubSpotMapping(StrictModel):
     )
     writes: list[str] = Field(min_length=1, description="the only properties the connector may write")
     activities: HubSpotActivities = Field(default_factory=HubSpotActivities)
+    salesforce_links: SalesforceLinks | None = Field(
+        default=None,
+        description="properties linking a contact to its Salesforce lead/contact (one person in both)",
+    )
+
+
+# --------------------------------------------------------------------------- salesforce.yaml
+
+
+class SfFieldSpec(StrictModel):
+    """A person field read from one Salesforce field (API name, e.g. `NumberOfEmployees`)."""
+
+    field: str
+    type: FieldType = "string"
+
+
+class SfValueMap(StrictModel):
+    """A picklist field holding canonical values under org-specific names (canonical -> picklist value)."""
+
+    field: str
+    values: dict[str, str]
+
+
+class SfOwnerSpec(StrictModel):
+    field: str = "OwnerId"
+
+
+class SfObjectMapping(StrictModel):
+    """How one Salesforce object (Lead or Contact) maps to a person, and what may be written to it.
+
+    `writes` lists the only fields the connector may write on this object; leave it empty to read
+    the object but never write it (e.g. Contacts owned entirely by Sales). `mql_date`/`mql_reason`
+    name optional custom fields stamped when the connector moves a record to MQL.
+    """
+
+    fields: dict[str, SfFieldSpec]
+    stage: SfValueMap
+    lead_status: SfValueMap | None = None
+    owner: SfOwnerSpec | None = None
+    mql_date: str | None = None
+    mql_reason: str | None = None
+    writes: list[str] = Field(default_factory=list, description="the only fields the connector may write")
+
+
+class SfTaskSource(StrictModel):
+    """Tasks whose fields equal every `where` value (e.g. TaskSubtype: Call) become one activity each."""
+
+    type: str
+    where: dict[str, str] = Field(default_factory=dict)
+
+
+class SfCampaignSource(StrictModel):
+    """Campaign members who responded, in campaigns of these types (empty: any), become one activity."""
+
+    type: str
+    campaign_types: list[str] = Field(default_factory=list)
+
+
+class SalesforceActivities(StrictModel):
+    tasks: list[SfTaskSource] = Field(default_factory=list)
+    events: list[SfTaskSource] = Field(default_factory=list)
+    campaign_members: list[SfCampaignSource] = Field(default_factory=list)
+
+
+class SalesforceMapping(StrictModel):
+    api_version: str = Field(default="59.0", pattern=r"^\d{2}\.0$")
+    objects: dict[Literal["Lead", "Contact"], SfObjectMapping] = Field(min_length=1)
+    activities: SalesforceActivities = Field(default_factory=SalesforceActivities)
+
+    @property
+    def fields(self) -> dict[str, SfFieldSpec]:
+        """Person fields across objects (Lead first): the catalogue conditions read as person.<name>."""
+        merged: dict[str, SfFieldSpec] = {}
+        for name in ("Lead", "Contact"):
+            obj = self.objects.get(name)
+            if obj is not None:
+                for key, spec in obj.fields.items():
+                    merged.setdefault(key, spec)
+        return merged
 
 
 # --------------------------------------------------------------------------- criteria.examples.yaml

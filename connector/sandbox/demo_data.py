@@ -253,20 +253,23 @@ class Persona:
 
 
 def build_demo_portal(
-    now: datetime, *, seed: int = 7, people: int = 300
+    now: datetime, *, seed: int = 7, people: int = 300, extra_personas: Sequence[Persona] = ()
 ) -> tuple[HubSpotStore, list[ExpectedOutcome]]:
     """A filled portal and the expected outcome of every contact, identical for the same arguments.
 
     `now` is the evaluation time the sync will use (timezone-aware). `people` must be at least
     `MIN_PEOPLE`; the personas come first and filler people (subscribers and leads with light
     activity) make up the rest. Only `random.Random(seed)` feeds the data, ids included.
+    `extra_personas` (the people the Salesforce demo also puts in Salesforce, whose design spans
+    both CRMs) are added to the personas, within the same `people`.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (use datetime.now(UTC))")
-    if people < MIN_PEOPLE:
-        raise ValueError(f"the demo personas need at least {MIN_PEOPLE} people, got {people}")
+    needed = MIN_PEOPLE + sum(p.count for p in extra_personas)
+    if people < needed:
+        raise ValueError(f"the demo personas need at least {needed} people, got {people}")
     gen = _Gen(now.astimezone(UTC), random.Random(seed))
-    slots: list[tuple[Persona, int]] = [(p, i) for p in PERSONAS for i in range(p.count)]
+    slots: list[tuple[Persona, int]] = [(p, i) for p in (*PERSONAS, *extra_personas) for i in range(p.count)]
     for i in range(people - len(slots)):
         slots.append((_filler_persona(gen.rng.random()), i))
     gen.rng.shuffle(slots)  # interleave personas, as a real portal would, so round-robin gets a mix

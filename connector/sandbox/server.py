@@ -13,10 +13,12 @@ forced answers like any other, so tests can count them.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -37,13 +39,54 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return None
 
 
-class ServerThread:
-    """A WSGI server running in a daemon thread; a context manager that stops it on exit."""
+class TestCertificates:
+    """A throwaway certificate authority and a server certificate for 127.0.0.1 / localhost.
 
-    def __init__(self, app: WSGIApplication, host: str = LOOPBACK, port: int = 0) -> None:
+    simple-salesforce only builds `https://` URLs, so the Salesforce emulator must speak TLS. The CA
+    is generated per process (`trustme`), never trusted system-wide: clients are handed its PEM
+    file explicitly (`verify=<ca file>`), which is what `connector demo` and the tests do.
+    """
+
+    def __init__(self) -> None:
+        import trustme  # a runtime dependency only of the sandbox
+
+        self._ca = trustme.CA()
+        self._leaf = self._ca.issue_cert(LOOPBACK, "localhost")
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._leaf.configure_cert(context)
+        return context
+
+    @property
+    def ca_pem(self) -> bytes:
+        return bytes(self._ca.cert_pem.bytes())
+
+    def write_ca(self, path: Path) -> Path:
+        """Write the CA certificate (PEM) where a client can be told to trust it; returns the path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.ca_pem)
+        return path
+
+
+class ServerThread:
+    """A WSGI server running in a daemon thread; a context manager that stops it on exit.
+
+    With `ssl_context` the server speaks HTTPS and `url` starts with https://.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=_QuietRequestHandler
+            host, port, app, threaded=True, request_handler=_QuietRequestHandler, ssl_context=ssl_context
         )
+        self._scheme = "https" if ssl_context is not None else "http"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": _POLL_SECONDS},
@@ -59,7 +102,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         """Base URL to hand to a client, e.g. `HubSpot(access_token=..., host=server.url)`."""
-        return f"http://{self._server.host}:{self.port}"
+        return f"{self._scheme}://{self._server.host}:{self.port}"
 
     def start(self) -> Self:
         """Start serving; the socket already listens, so requests succeed as soon as this returns."""
@@ -85,17 +128,29 @@ class ServerThread:
         self.stop()
 
 
-def serve_in_thread(app: WSGIApplication, host: str = LOOPBACK, port: int = 0) -> ServerThread:
+def serve_in_thread(
+    app: WSGIApplication,
+    host: str = LOOPBACK,
+    port: int = 0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ServerThread:
     """Serve `app` in the background on a free loopback port (or `port`); returns the started server."""
-    return ServerThread(app, host, port).start()
+    return ServerThread(app, host, port, ssl_context=ssl_context).start()
 
 
-def run_foreground(app: WSGIApplication, host: str = LOOPBACK, port: int = 8080) -> None:
+def run_foreground(
+    app: WSGIApplication,
+    host: str = LOOPBACK,
+    port: int = 8080,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     """Serve `app` in the calling thread until interrupted (Ctrl-C), with werkzeug's access log.
 
     Binds to loopback by default on purpose: the sandbox accepts a fixed, public token.
     """
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -187,34 +187,75 @@ class StateStore:
 
     # ------------------------------------------------------------------ identity
 
-    def resolve_person(self, crm: Crm, object_type: str, record_id: str, email: str | None) -> str:
+    def resolve_person(
+        self,
+        crm: Crm,
+        object_type: str,
+        record_id: str,
+        email: str | None,
+        links: Sequence[tuple[str, str, str]] = (),
+    ) -> str:
         """The person id for a CRM record, creating the person on first sight.
 
-        A record seen before keeps its person; a new record joins the person with the same
-        normalised email, so one human has one timeline across CRMs.
+        A record seen before keeps its person; a new record joins the person of a record it links
+        to (HubSpot's `salesforceleadid`...), else the person with the same email key, so one human
+        has one timeline across CRMs. A link between two records that are two persons so far (their
+        emails differ) merges them: the older person keeps its id, the other's records, activities
+        and decision move to it. `email` is the match key (`identity.match_key`).
         """
         with self._c() as c:
-            ident = t.identities.c
-            pid = c.execute(
-                select(ident.person_id).where(
-                    ident.crm == crm, ident.object_type == object_type, ident.record_id == record_id
-                )
-            ).scalar()
-            if pid is not None:
-                if email:
-                    c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
-                return str(pid)
-            if email:
-                pid = c.execute(select(t.persons.c.id).where(t.persons.c.email == email).limit(1)).scalar()
+            pid = self._person_of(c, crm, object_type, record_id)
+            linked = [p for link in links if (p := self._person_of(c, *link)) is not None]
+            if pid is None and linked:
+                pid = linked[0]
+            if pid is None and email:
+                pid = c.execute(
+                    select(t.persons.c.id)
+                    .where(t.persons.c.email == email)
+                    .order_by(t.persons.c.created_at)
+                    .limit(1)
+                ).scalar()
             if pid is None:
                 pid = "p_" + uuid.uuid4().hex[:20]
                 c.execute(insert(t.persons).values(id=pid, email=email, created_at=_now()))
-            c.execute(
-                insert(t.identities).values(
-                    crm=crm, object_type=object_type, record_id=record_id, person_id=pid
+            elif email:
+                c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
+            if self._person_of(c, crm, object_type, record_id) is None:
+                c.execute(
+                    insert(t.identities).values(
+                        crm=crm, object_type=object_type, record_id=record_id, person_id=pid
+                    )
                 )
-            )
+            for other in dict.fromkeys(linked):
+                if other != pid:
+                    self._merge(c, keep=str(pid), drop=other)
+            for link in links:  # a linked record not seen yet joins now, so its pages find this person
+                if self._person_of(c, *link) is None:
+                    c.execute(
+                        insert(t.identities).values(
+                            crm=link[0], object_type=link[1], record_id=link[2], person_id=pid
+                        )
+                    )
             return str(pid)
+
+    @staticmethod
+    def _person_of(c: Connection, crm: str, object_type: str, record_id: str) -> str | None:
+        ident = t.identities.c
+        pid = c.execute(
+            select(ident.person_id).where(
+                ident.crm == crm, ident.object_type == object_type, ident.record_id == record_id
+            )
+        ).scalar()
+        return str(pid) if pid is not None else None
+
+    def _merge(self, c: Connection, *, keep: str, drop: str) -> None:
+        """Fold person `drop` into `keep`: identities and activities move, drop's decision goes."""
+        c.execute(update(t.identities).where(t.identities.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.activities).where(t.activities.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.audit).where(t.audit.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.failed_writes).where(t.failed_writes.c.person_id == drop).values(person_id=keep))
+        c.execute(t.decisions.delete().where(t.decisions.c.person_id == drop))
+        c.execute(t.persons.delete().where(t.persons.c.id == drop))
 
     def find_person(self, key: str) -> str | None:
         """A person by id, normalised email or any CRM record id."""
