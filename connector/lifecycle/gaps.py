@@ -185,6 +185,10 @@ class GapFinder:
             need = literal - value + (1 if operator == ">" else 0)
             if need == int(need):
                 counted = f"{_number(need)} more {_plural(spec.unit, need)}"
+                if spec.kind == "cadence" and spec.span_days:
+                    anchored = ", one of them with the anchor activity" if spec.anchor is not None else ""
+                    span = f" inside {spec.span_days} consecutive days{anchored}"
+                    window = f"{span}, in the last {spec.window_days} days"
                 return f"needs {counted}{window} ({name} is {shown}, needs {operator} {_number(literal)})"
         return f"needs {name} {operator} {_number(literal)}{window} (is {shown})"
 
