@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -87,18 +87,23 @@ def _settings(mappings_dir: Path | None = None) -> Settings:
     help="Also check every mapped field and picklist value against the CRM (needs credentials).",
 )
 def validate(mappings_dir: Path | None, online: bool) -> None:
-    """Check the mapping files; print OK or every problem with file:line:column."""
+    """Check the mapping files and run the criteria examples; print OK or every problem with file:line."""
+    from connector.mapping.examples import check_examples
     from connector.mapping.loader import load_mappings
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
+    examples, issues = check_examples(mappings)
+    if issues:
+        raise MappingError(issues)
     if online:
         _validate_online(settings, mappings)
     c = mappings.criteria
     out.print(
         f"OK: {settings.mappings_dir} — {len(c.signals)} signals, {len(c.fit.rules)} fit rules, "
-        f"{len(c.rules)} stage rules, {len(c.disqualifiers)} disqualifiers, "
-        f"{len(mappings.routing.pools)} pools (criteria version {mappings.criteria_version})"
+        f"{len(c.rules)} stage rules, {len(c.disqualifiers)} disqualifiers, {len(c.recycle)} recycle "
+        f"rules, {len(mappings.routing.pools)} pools, {examples} criteria examples pass "
+        f"(criteria version {mappings.criteria_version})"
     )
 
 
@@ -290,6 +295,101 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
         out.print_json(data=rep.explain_json(result, stored))
         return
     rep.print_explain(out, result, stored)
+
+
+@cli.command()
+@click.option(
+    "--criteria",
+    "criteria_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The proposed criteria file (checked against the mapping folder's CRM and routing files).",
+)
+@mappings_option
+@click.option("--as-of", "as_of", default=None, help="Evaluate as of this date (end of day, UTC) or time.")
+@click.option("--samples", default=5, show_default=True, help="Example people shown per stage change.")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the effect as Markdown to this file (and every mover as CSV beside it).",
+)
+@click.option(
+    "--history", "history_days", type=int, default=None, help="Also replay the last N days, day by day."
+)
+def simulate(
+    criteria_file: Path,
+    mappings_dir: Path | None,
+    as_of: str | None,
+    samples: int,
+    out_file: Path | None,
+    history_days: int | None,
+) -> None:
+    """Compare current and proposed criteria over the stored timeline. Writes nothing.
+
+    Prints people per stage under both, who would move (the transition matrix) and example people
+    with both reasons. `--history N` replays the last N days and shows the counts of each day.
+    """
+    from connector import report as rep
+    from connector import simulation as sim
+    from connector.mapping.examples import check_examples
+    from connector.mapping.loader import load_mappings
+    from connector.state.store import StateStore
+
+    settings = _settings(mappings_dir)
+    current = load_mappings(settings.mappings_dir)
+    proposed = load_mappings(settings.mappings_dir, criteria_file=criteria_file)
+    _count, issues = check_examples(proposed, criteria_file)
+    for issue in issues:
+        err.print(f"warning: {issue.render()}", markup=False)
+    moment = sim.parse_as_of(as_of, _now)
+    if history_days is not None and not 1 <= history_days <= 366:
+        raise click.BadParameter("--history takes a number of days from 1 to 366")
+    store = StateStore.open(settings.state_url)
+    try:
+        people = store.count_snapshots()
+        if people == 0:
+            out.print("The state database holds no people yet: run `connector sync` first, then simulate.")
+            return
+        with _progress(people, "Simulating") as advance:
+            comparison = sim.run_simulation(
+                store, current, proposed, moment, samples=samples, progress=advance
+            )
+        days = None
+        if history_days:
+            with _progress(people * history_days, "Replaying days") as advance:
+                days = sim.run_history(store, current, proposed, moment, history_days, progress=advance)
+    finally:
+        store.close()
+    rep.print_simulation(out, comparison, samples=samples)
+    stages = [s for s in current.criteria.stages if s not in current.criteria.sales_owned]
+    if days is not None:
+        rep.print_history(out, days, stages)
+    if out_file is not None:
+        markdown = rep.simulation_markdown(comparison)
+        if days is not None:
+            markdown += rep.history_markdown(days, stages)
+        out_file.write_text(markdown, encoding="utf-8")
+        sim.csv_path(out_file).write_text(rep.simulation_csv(comparison), encoding="utf-8")
+        out.print(f"Wrote {out_file} and {sim.csv_path(out_file)}.")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); nothing when output is piped or in a container log."""
+    if not err.is_terminal:
+        yield lambda _n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
 
 
 @cli.command()

@@ -33,9 +33,10 @@ from typing import Any
 from connector.crm.base import CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
 from connector.lifecycle.diff import FieldMap, plan_write
+from connector.lifecycle.gaps import Gap
 from connector.lifecycle.identity import email_domain, match_key, normalize_email
 from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
-from connector.lifecycle.rules import CriteriaEvaluator
+from connector.lifecycle.rules import CriteriaEvaluator, Handoff
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
 from connector.mapping.schema import HubSpotMapping, SalesforceMapping, ValueMap
@@ -55,6 +56,9 @@ from connector.state.store import DEFAULT_LEASE_TTL, Lease, StateStore
 log = logging.getLogger("connector.engine")
 
 PENDING_BATCH = 100  # records re-read per call when evaluating people with new activity only
+RECYCLE_SWEEP_AFTER = timedelta(days=1)
+"""People at a recyclable stage whose last decision is older than this are re-read and re-decided
+each run, so a hand-off that went quiet (no new data, hence never pulled) still gets recycled."""
 
 
 @dataclass
@@ -67,6 +71,10 @@ class PersonResult:
     routing: RoutingOutcome
     intent: WriteIntent | None
     previous_stage: str | None
+    previous_lead_status: str | None = None
+    """The CRM's lead status as a canonical name (None: empty or unmapped)."""
+    gaps: tuple[Gap, ...] = ()
+    """What each higher-stage rule still needs (filled by `explain` only)."""
 
 
 @dataclass
@@ -109,6 +117,8 @@ class ObjectBinding:
     stage_by_value: dict[str, str]
     mql_date: str | None = None
     mql_reason: str | None = None
+    status_by_value: dict[str, str] = field(default_factory=dict)
+    """CRM lead status value (casefolded) -> canonical lead status."""
 
 
 @dataclass(frozen=True)
@@ -397,6 +407,39 @@ class Engine:
                             self.store.clear_pending(crm, object_type, gone)
                 if self._stop_requested(report, should_stop):
                     return
+        self._recycle_sweep(report, active, pointers, now, should_stop)
+
+    def _recycle_sweep(
+        self,
+        report: RunReport,
+        active: Mapping[Crm, frozenset[str]],
+        pointers: dict[str, int],
+        now: datetime,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Re-decide people parked at a recyclable stage with nothing new: going quiet is the point.
+
+        Each person is read through one record (the first configured CRM that has one); `_page`
+        brings in their other records as for any page.
+        """
+        stages = sorted({stage for rule in self.mappings.criteria.recycle for stage in rule.stages})
+        if not stages or report.stopped:
+            return
+        chosen: dict[Crm, list[str]] = {}
+        for pid in self.store.stale_at_stage(stages, now - RECYCLE_SWEEP_AFTER):
+            mine = [(c, o, r) for c, o, r in self.store.records_of(pid) if c in self.crms]
+            mine = [k for k in mine if k[1] in self.crms[k[0]].objects]
+            if mine:
+                crm, _object, record_id = min(mine, key=lambda k: (list(self.crms).index(k[0]), k))
+                chosen.setdefault(crm, []).append(record_id)
+        for crm, ids in chosen.items():
+            for start in range(0, len(ids), PENDING_BATCH):
+                records = self.crms[crm].adapter.read(ids[start : start + PENDING_BATCH])
+                report.counts["recycle_checked"] += len(records)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active, pointers, now)  # fmt: skip
+                if self._stop_requested(report, should_stop):
+                    return
 
     @staticmethod
     def _stop_requested(report: RunReport, should_stop: Callable[[], bool]) -> bool:
@@ -464,6 +507,7 @@ class Engine:
             timeline = _to_timeline(page.activities, person_of)
             report.counts["activities_new"] += self.store.add_activities(timeline)
             timelines = self.store.timelines(sorted(set(person_of.values())))
+            entered = self.store.stage_entered(sorted(set(person_of.values())))
             last_written: dict[RecordKey, dict[str, str | None]] = {}
             for c, object_type in {(k[0], k[1]) for k in records}:
                 ids = sorted(k[2] for k in records if k[:2] == (c, object_type))
@@ -475,11 +519,13 @@ class Engine:
             people.setdefault(person_of[key], []).append(records[key])
         results: list[PersonResult] = []
         decisions: list[Decision] = []
+        snapshots: list[tuple[str, dict[str, Any], str | None, str | None]] = []
         for pid, person_records in people.items():
             try:
                 decided = self._decide_person(
-                    person_records, pid, timelines.get(pid, []), active, pointers, last_written, now
-                )
+                    person_records, pid, timelines.get(pid, []), active, pointers, last_written, now,
+                    entered.get(pid, (None, None))[1],
+                )  # fmt: skip
             except ConnectorError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one person's bad data must not stop the run
@@ -494,6 +540,8 @@ class Engine:
                 continue
             decisions.append(decided[0].decision)
             results += decided
+            person, current, status = self._person_state(person_records)
+            snapshots.append((pid, person, current, status))
 
         written: list[WriteResult] = []
         if not report.dry_run:
@@ -521,6 +569,10 @@ class Engine:
             # Nothing left to write for these: an older parked write no longer applies.
             self.store.clear_failed_writes([r.record for r in results if r.intent is None])
             self.store.save_decisions(report.run_id, decisions)
+            for decision in decisions:
+                self.store.record_stage(decision.person_id, decision.stage, now)
+            for pid, person, current, status in snapshots:
+                self.store.save_snapshot(pid, person, current, status, now)
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
             for c, object_type in {key[:2] for key in records}:  # linked records are decided too
@@ -612,6 +664,23 @@ class Engine:
         value = record.owned.get(binding.fields.stage.property)
         return binding.stage_by_value.get(value.strip()) if value else None
 
+    def _current_status(self, record: CrmRecord) -> str | None:
+        """The record's lead status as a canonical name (None: empty or not in the mapping)."""
+        binding = self.crms[record.crm].of(record.object_type)
+        if binding.fields.lead_status is None:
+            return None
+        value = (record.owned.get(binding.fields.lead_status.property) or "").strip()
+        return binding.status_by_value.get(value.casefold()) if value else None
+
+    def _person_state(self, records: Sequence[CrmRecord]) -> tuple[dict[str, Any], str | None, str | None]:
+        """(person fields, highest current stage, first mapped lead status) over a person's records."""
+        order = self.mappings.criteria.stages
+        person = self.person_values(records[0], records[1:])
+        stages = [s for s in (self._current_stage(r) for r in records) if s is not None and s in order]
+        current = max(stages, key=order.index) if stages else None
+        status = next((s for s in (self._current_status(r) for r in records) if s is not None), None)
+        return person, current, status
+
     def _decide_person(
         self,
         records: Sequence[CrmRecord],
@@ -621,6 +690,7 @@ class Engine:
         pointers: dict[str, int],
         last_written: Mapping[RecordKey, Mapping[str, str | None]],
         now: datetime,
+        stage_entered_at: datetime | None = None,
     ) -> list[PersonResult]:
         """One decision for one person, then routing and a diff per CRM record of theirs.
 
@@ -630,11 +700,14 @@ class Engine:
         one owner across CRMs; only when that rep cannot own records there is it routed anew.
         """
         order = self.mappings.criteria.stages
-        person = self.person_values(records[0], records[1:])
-        stages = [s for s in (self._current_stage(r) for r in records) if s is not None and s in order]
-        current = max(stages, key=order.index) if stages else None
+        person, current, status = self._person_state(records)
         decision = self.evaluator.evaluate(
-            person_id=pid, person=person, timeline=timeline, current_stage=current, now=now
+            person_id=pid,
+            person=person,
+            timeline=timeline,
+            current_stage=current,
+            now=now,
+            handoff=Handoff(lead_status=status, stage_entered_at=stage_entered_at),
         )
         context = expression_context(
             signals=decision.signals,
@@ -698,6 +771,7 @@ class Engine:
                     routing=outcome,
                     intent=_stamp_mql(intent, binding, record, record_decision, now),
                     previous_stage=self._current_stage(record),
+                    previous_lead_status=self._current_status(record),
                 )
             )
         first = next(r for r in results if r.record is records[0])
@@ -767,9 +841,14 @@ class Engine:
                     for rid, values in self.store.last_written(r.crm, r.object_type, [r.record_id]).items():
                         last[(r.crm, r.object_type, rid)] = values
                 people = [record, *(r for k, r in records.items() if k != _key(record))]
-                return self._decide_person(
-                    people, pid, timeline, self._active_owners(), self.store.pointers(), last, self.clock()
-                )[0]
+                entered = self.store.stage_entered([pid]).get(pid, (None, None))[1]
+                result = self._decide_person(
+                    people, pid, timeline, self._active_owners(), self.store.pointers(), last, self.clock(),
+                    entered,
+                )[0]  # fmt: skip
+                person, _current, _status = self._person_state(people)
+                gaps = self.evaluator.gaps(result.decision, person)
+                return dataclasses.replace(result, gaps=tuple(gaps))
         return None
 
     def _find_by_person(self, crm: Crm, key: str) -> CrmRecord | None:
@@ -809,13 +888,23 @@ def _key(item: CrmRecord | WriteIntent) -> RecordKey:
 def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
     objects: dict[str, ObjectBinding] = {}
     if isinstance(crm_map, HubSpotMapping):
+        lead_status = crm_map.lead_status
         fields = FieldMap(
             stage=crm_map.stage,
-            lead_status=crm_map.lead_status,
+            lead_status=lead_status,
             owner_property=crm_map.owner.property if crm_map.owner else None,
             writes=frozenset(crm_map.writes),
+            reason_property=crm_map.stage_reason.property if crm_map.stage_reason else None,
+            date_property=crm_map.stage_date.property if crm_map.stage_date else None,
+            protected_statuses=frozenset(
+                value.strip().casefold() for value in (lead_status.protected if lead_status else [])
+            ),
         )
-        objects[crm_map.object] = ObjectBinding(fields, {v: s for s, v in crm_map.stage.values.items()})
+        objects[crm_map.object] = ObjectBinding(
+            fields,
+            {v: s for s, v in crm_map.stage.values.items()},
+            status_by_value={v.casefold(): s for s, v in lead_status.values.items()} if lead_status else {},
+        )
     elif isinstance(crm_map, SalesforceMapping):
         for name, obj in crm_map.objects.items():
             status = obj.lead_status
@@ -831,7 +920,13 @@ def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
                 value,
             ) in obj.stage.values.items():  # several stages may share a value: keep the highest
                 by_value[value] = stage
-            objects[name] = ObjectBinding(fields, by_value, obj.mql_date, obj.mql_reason)
+            objects[name] = ObjectBinding(
+                fields,
+                by_value,
+                obj.mql_date,
+                obj.mql_reason,
+                status_by_value={v.casefold(): s for s, v in status.values.items()} if status else {},
+            )
     else:
         raise ConfigError(f"unsupported CRM mapping {type(crm_map).__name__}")
     return CrmBinding(adapter=adapter, objects=objects)

@@ -86,7 +86,7 @@ class Owner:
 class RuleTrace:
     """One rule as evaluated: what it said, whether it held, and the values it read."""
 
-    kind: Literal["stage", "disqualifier", "fit", "routing", "keep"]
+    kind: Literal["stage", "disqualifier", "fit", "routing", "keep", "recycle"]
     name: str
     expression: str
     matched: bool
@@ -112,6 +112,10 @@ class Decision:
     disqualified_by: str | None = None
     owner_id: str | None = None
     owner_reason: str | None = None
+    recycled_by: str | None = None
+    """The recycle rule that sent a stalled hand-off back to nurture (it sets `lead_status`)."""
+    rule: str | None = None
+    """The stage rule that fired (None: the default stage)."""
 
 
 @dataclass(frozen=True)

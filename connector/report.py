@@ -5,6 +5,8 @@ Rendering only — every number shown here was computed by the engine or read fr
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.engine import PersonResult, RunReport
+from connector.lifecycle.simulate import Comparison, DayCounts
 from connector.model import Owner
 from connector.state.store import StateStore, StoredDecision
 
@@ -136,7 +139,14 @@ def print_explain(console: Console, result: PersonResult, stored: StoredDecision
     console.print(f"Fit: score {d.fit_score}, grade {d.fit_grade}")
     if d.disqualified_by:
         console.print(f"Disqualified by: {d.disqualified_by}")
+    if d.recycled_by:
+        console.print(f"Recycled by: {d.recycled_by} (lead status {d.lead_status})")
+    console.print(f"Criteria version: {d.criteria_version}")
     console.print(f"Owner: {d.owner_id or '-'} — {d.owner_reason or ''}")
+    if result.gaps:
+        console.print("[bold]What is missing for a higher stage[/bold]:")
+        for gap in result.gaps:
+            console.print(f"  {gap.sentence()}", markup=False)
     signals = Table(title="Signals")
     signals.add_column("signal")
     signals.add_column("value", justify="right")
@@ -178,6 +188,8 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "fit_score": d.fit_score,
             "fit_grade": d.fit_grade,
             "disqualified_by": d.disqualified_by,
+            "recycled_by": d.recycled_by,
+            "rule": d.rule,
             "signals": d.signals,
             "criteria_version": d.criteria_version,
             "evaluated_at": d.evaluated_at.isoformat(),
@@ -191,6 +203,16 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "reason": result.routing.reason,
             "trace": [asdict(t) for t in result.routing.trace],
         },
+        "next_stage": [
+            {
+                "rule": gap.rule,
+                "stage": gap.stage,
+                "missing": list(gap.missing),
+                "failed_conditions": list(gap.failed),
+                "blocked_by": gap.blocked_by,
+            }
+            for gap in result.gaps
+        ],
         "would_write": result.intent.changes if result.intent else {},
         "stored_decision": (
             {
@@ -270,3 +292,119 @@ def print_status(console: Console, store: StateStore, *, now: datetime | None = 
         changes = ", ".join(f"{k}={v}" for k, v in sorted(f.changes.items()))
         t.add_row(f.crm, f"{f.object_type} {f.record_id}", changes, str(f.attempts), nxt, f.error)
     console.print(t)
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def _ordered_stages(comparison: Comparison) -> list[str]:
+    seen = set(comparison.current) | set(comparison.proposed)
+    return [s for s in comparison.stages if s in seen] + sorted(seen - set(comparison.stages))
+
+
+def print_simulation(console: Console, comparison: Comparison, *, samples: int = 5) -> None:
+    c = comparison
+    console.print(
+        f"[bold]Simulation[/bold] as of {c.as_of:%Y-%m-%d %H:%M} UTC over {c.people} people: criteria "
+        f"{c.current_version} (current) vs {c.proposed_version} (proposed). Nothing was written."
+    )
+    counts = Table(title="People per stage")
+    for col in ("stage", "current", "proposed", "change"):
+        counts.add_column(col, justify="left" if col == "stage" else "right")
+    for stage in _ordered_stages(c):
+        before, after = c.current[stage], c.proposed[stage]
+        counts.add_row(stage, str(before), str(after), f"{after - before:+d}" if after != before else "0")
+    console.print(counts)
+    if not c.moved:
+        console.print("No one would change stage.")
+        return
+    matrix = Table(title=f"Who would move ({c.moved} people): current -> proposed")
+    matrix.add_column("from \\ to")
+    stages = _ordered_stages(c)
+    for stage in stages:
+        matrix.add_column(stage, justify="right")
+    for source in stages:
+        row = [str(c.matrix.get((source, target), 0) or "") for target in stages]
+        matrix.add_row(source, *row)
+    console.print(matrix)
+    console.print(f"[bold]Examples[/bold] (up to {samples} per change):")
+    for move in c.samples:
+        console.print(f"  {move.label}: {move.before} -> {move.after}", markup=False)
+        console.print(f"      now:      {move.reason_before}", markup=False)
+        console.print(f"      proposed: {move.reason_after}", markup=False)
+
+
+def simulation_markdown(comparison: Comparison) -> str:
+    """The effect of a criteria change, small enough to paste into a pull request."""
+    c = comparison
+    lines = [
+        f"### Criteria change: {c.current_version} -> {c.proposed_version}",
+        "",
+        f"Simulated as of {c.as_of:%Y-%m-%d %H:%M} UTC over {c.people} people; {c.moved} would change stage.",
+        "",
+        "| stage | current | proposed | change |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for stage in _ordered_stages(c):
+        before, after = c.current[stage], c.proposed[stage]
+        lines.append(f"| {stage} | {before} | {after} | {after - before:+d} |")
+    if c.moved:
+        lines += ["", "| from | to | people |", "| --- | --- | ---: |"]
+        for (source, target), n in sorted(c.matrix.items(), key=lambda item: (-item[1], item[0])):
+            if source != target:
+                lines.append(f"| {source} | {target} | {n} |")
+        lines += ["", "<details><summary>Examples</summary>", ""]
+        for move in c.samples:
+            lines.append(f"- **{_md(move.label)}** {move.before} -> {move.after}")
+            lines.append(f"  - current: {_md(move.reason_before)}")
+            lines.append(f"  - proposed: {_md(move.reason_after)}")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def simulation_csv(comparison: Comparison) -> str:
+    """Every person who would move: person id, label, stages and the rules behind them."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["person_id", "person", "current_stage", "proposed_stage", "current_rule", "proposed_rule"]
+    )
+    for move in comparison.moves:
+        writer.writerow(
+            [
+                move.person_id,
+                move.label,
+                move.before,
+                move.after,
+                move.rule_before or "",
+                move.rule_after or "",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def print_history(console: Console, days: list[DayCounts], stages: list[str]) -> None:
+    table = Table(title="Stage counts per day, current / proposed (replayed, forward-only)")
+    table.add_column("day")
+    for stage in stages:
+        table.add_column(stage, justify="right")
+    for day in days:
+        cells = [f"{day.current[s]} / {day.proposed[s]}" for s in stages]
+        table.add_row(f"{day.day:%Y-%m-%d}", *cells)
+    console.print(table)
+
+
+def history_markdown(days: list[DayCounts], stages: list[str]) -> str:
+    lines = ["", "#### Day by day (current / proposed)", "", "| day | " + " | ".join(stages) + " |"]
+    lines.append("| --- |" + " ---: |" * len(stages))
+    for day in days:
+        lines.append(
+            f"| {day.day:%Y-%m-%d} | "
+            + " | ".join(f"{day.current[s]} / {day.proposed[s]}" for s in stages)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"

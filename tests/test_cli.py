@@ -73,8 +73,8 @@ BROKEN = {
     # id: (file, original text, replacement, line marker, message fragment)
     "unknown-key": (
         "criteria.yaml",
-        '    window_days: 30\n    description: "Number of interactions overall"',
-        '    window_days: 30\n    windw: 3\n    description: "Number of interactions overall"',
+        "    window_days: 30\n    unit: interaction\n",
+        "    window_days: 30\n    windw: 3\n    unit: interaction\n",
         "windw: 3",
         "windw",
     ),
@@ -189,3 +189,47 @@ def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) ->
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_validate_runs_the_criteria_examples(tmp_path: Path) -> None:
+    result = connector("validate", "--mappings", str(REPO / "mappings"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "criteria examples pass" in result.stdout
+
+
+def test_validate_fails_on_a_broken_example_with_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", folder)
+    path = folder / "criteria.examples.yaml"
+    text = path.read_text()
+    old = "    expect: {stage: sql, rule: sql_hand_raise, fit_grade: A}"
+    path.write_text(text.replace(old, "    expect: {stage: mql, rule: sql_hand_raise, fit_grade: A}", 1))
+    result = connector("validate", "--mappings", str(folder), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    line = _line_of(text, "- name: demo request from a decision maker")
+    assert f"criteria.examples.yaml:{line}:" in result.stderr
+    assert "stage: expected mql, got sql" in result.stderr
+
+
+def test_simulate_on_an_empty_state_says_to_sync_first(tmp_path: Path) -> None:
+    env = {
+        "CONNECTOR_STATE_URL": f"sqlite:///{tmp_path / 's.db'}",
+        "CONNECTOR_MAPPINGS_DIR": str(REPO / "mappings"),
+    }
+    result = connector(
+        "simulate", "--criteria", str(REPO / "mappings" / "criteria.yaml"), cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run `connector sync` first" in result.stdout
+    bad = connector(
+        "simulate",
+        "--criteria",
+        str(REPO / "mappings" / "criteria.yaml"),
+        "--as-of",
+        "someday",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert "--as-of" in bad.stderr

@@ -12,8 +12,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from connector.mapping.conditions import RESERVED_NAMES, Scope, check_condition, known_values_hint
-from connector.mapping.expressions import ExpressionError, compile_expression
-from connector.mapping.schema import Criteria, FieldType, HubSpotMapping, Routing, SalesforceMapping
+from connector.mapping.expressions import RECYCLE_NAMES, ExpressionError, compile_expression
+from connector.mapping.schema import (
+    REQUIRED_KIND_PARAMETERS,
+    SIGNAL_KIND_PARAMETERS,
+    ActivityFilter,
+    Criteria,
+    FieldType,
+    HubSpotMapping,
+    Routing,
+    SalesforceMapping,
+)
 from connector.mapping.source import Document, Loc
 
 DERIVED_PERSON_FIELDS: dict[str, FieldType] = {"email_domain": "string"}
@@ -67,15 +76,23 @@ def check_when(doc: Document, loc: Loc, source: str, scope: Scope | None) -> Non
 
 
 def condition_scope(
-    criteria: Criteria, person_fields: Mapping[str, str] | None, *, reads_fit: bool = True
+    criteria: Criteria,
+    person_fields: Mapping[str, str] | None,
+    *,
+    reads_fit: bool = True,
+    recycle: bool = False,
 ) -> Scope:
-    """What conditions in these mapping files may read."""
+    """What conditions in these mapping files may read (recycle rules also see the hand-off state)."""
     return Scope(
         signals=list(criteria.signals),
         person_fields=person_fields,
         lists=criteria.lists,
         grades=criteria.fit.grades,
         reads_fit=reads_fit,
+        signal_types={
+            name: "double" if spec.kind == "score" else "int" for name, spec in criteria.signals.items()
+        },
+        extra=RECYCLE_NAMES if recycle else {},
     )
 
 
@@ -100,6 +117,40 @@ def check_criteria(doc: Document, criteria: Criteria, person_fields: Mapping[str
         require_known(doc, (*loc, "stage"), rule.stage, criteria.stages, "stage")
         _check_status(doc, (*loc, "lead_status"), rule.lead_status, criteria)
         check_when(doc, (*loc, "when"), rule.when, scope)
+    _check_acceptance(doc, criteria)
+    _check_recycle(doc, criteria, person_fields)
+
+
+def _check_acceptance(doc: Document, criteria: Criteria) -> None:
+    for index, status in enumerate(criteria.acceptance.lead_statuses):
+        require_known(
+            doc, ("acceptance", "lead_statuses", index), status, criteria.lead_statuses, "lead status"
+        )
+    for index, activity_type in enumerate(criteria.acceptance.activity_types):
+        require_known(
+            doc,
+            ("acceptance", "activity_types", index),
+            activity_type,
+            sorted(criteria.activity_types),
+            "activity type",
+        )
+
+
+def _check_recycle(doc: Document, criteria: Criteria, person_fields: Mapping[str, str] | None) -> None:
+    require_unique(doc, ("recycle",), [r.name for r in criteria.recycle], "recycle rule name")
+    scope = condition_scope(criteria, person_fields, recycle=True)
+    for index, rule in enumerate(criteria.recycle):
+        loc: Loc = ("recycle", index)
+        for position, stage in enumerate(rule.stages):
+            require_known(doc, (*loc, "stages", position), stage, criteria.stages, "stage")
+            if stage in criteria.sales_owned:
+                doc.add(
+                    (*loc, "stages", position),
+                    f"'{stage}' is owned by Sales; the connector never recycles it",
+                    "recycle hand-off stages such as mql",
+                )
+        _check_status(doc, (*loc, "lead_status"), rule.lead_status, criteria)
+        check_when(doc, (*loc, "when"), rule.when, scope)
 
 
 def _check_stages(doc: Document, criteria: Criteria) -> None:
@@ -120,15 +171,69 @@ def _check_signals(doc: Document, criteria: Criteria) -> None:
     for name, signal in criteria.signals.items():
         loc: Loc = ("signals", name)
         _check_signal_name(doc, loc, name)
-        for index, activity_type in enumerate(signal.types):
-            require_known(
-                doc, (*loc, "types", index), activity_type, sorted(criteria.activity_types), "activity type"
-            )
-        for index, channel in enumerate(signal.channels):
-            require_known(doc, (*loc, "channels", index), channel, channels, "channel")
-        for key, patterns in (("url_patterns", signal.url_patterns), ("name_patterns", signal.name_patterns)):
-            for index, pattern in enumerate(patterns):
-                _check_python_regex(doc, (*loc, key, index), pattern)
+        _check_filter(doc, loc, signal, criteria, channels)
+        if signal.anchor is not None:
+            _check_filter(doc, (*loc, "anchor"), signal.anchor, criteria, channels)
+        _check_kind_parameters(doc, loc, signal)
+        for key in ("points", "caps"):
+            for activity_type in getattr(signal, key):
+                require_known(
+                    doc, (*loc, key, activity_type), activity_type, sorted(criteria.activity_types),
+                    "activity type", key=True,
+                )  # fmt: skip
+        for activity_type in signal.caps:
+            if activity_type in criteria.activity_types and activity_type not in signal.points:
+                doc.add(
+                    (*loc, "caps", activity_type),
+                    f"cap for '{activity_type}', which earns no points",
+                    "add it to points or remove the cap",
+                    key=True,
+                )
+
+
+def _check_filter(
+    doc: Document, loc: Loc, spec: ActivityFilter, criteria: Criteria, channels: Sequence[str]
+) -> None:
+    for index, activity_type in enumerate(spec.types):
+        require_known(
+            doc, (*loc, "types", index), activity_type, sorted(criteria.activity_types), "activity type"
+        )
+    for index, channel in enumerate(spec.channels):
+        require_known(doc, (*loc, "channels", index), channel, channels, "channel")
+    for key, patterns in (("url_patterns", spec.url_patterns), ("name_patterns", spec.name_patterns)):
+        for index, pattern in enumerate(patterns):
+            _check_python_regex(doc, (*loc, key, index), pattern)
+
+
+_KIND_KEYS = frozenset(key for keys in SIGNAL_KIND_PARAMETERS.values() for key in keys)
+
+
+def _check_kind_parameters(doc: Document, loc: Loc, signal: object) -> None:
+    """Each kind's own keys are required where needed and refused where they would be ignored."""
+    kind = str(getattr(signal, "kind", ""))
+    allowed = SIGNAL_KIND_PARAMETERS.get(kind, frozenset())
+    set_keys = {key for key in _KIND_KEYS if _is_set(getattr(signal, key, None))}
+    for key in sorted(set_keys - allowed):
+        users = sorted(k for k, keys in SIGNAL_KIND_PARAMETERS.items() if key in keys)
+        doc.add(
+            (*loc, key),
+            f"'{key}' does nothing for kind {kind}",
+            f"it is for kind {' or '.join(users)}",
+            key=True,
+        )
+    for key in sorted(REQUIRED_KIND_PARAMETERS.get(kind, frozenset()) - set_keys):
+        doc.add(loc, f"kind {kind} needs '{key}'", _KIND_HINTS.get(key, ""), key=True)
+
+
+_KIND_HINTS = {
+    "within_days": "e.g. within_days: 3 (came back at most 3 days later)",
+    "span_days": "e.g. span_days: 4 (3 active days out of any 4)",
+    "points": "e.g. points: {page_view: 1, form_submission: 10}",
+}
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value != {} and value != []
 
 
 def _check_signal_name(doc: Document, loc: Loc, name: str) -> None:
@@ -180,6 +285,7 @@ def stages_in_use(criteria: Criteria) -> list[str]:
 
 def statuses_in_use(criteria: Criteria) -> list[str]:
     used = [r.lead_status for r in criteria.rules] + [d.lead_status for d in criteria.disqualifiers]
+    used += [r.lead_status for r in criteria.recycle] + list(criteria.acceptance.lead_statuses)
     return [s for s in dict.fromkeys(used) if s is not None and s in criteria.lead_statuses]
 
 
@@ -224,12 +330,24 @@ def _check_writes(doc: Document, hubspot: HubSpotMapping) -> None:
         owned.append(hubspot.lead_status.property)
     if hubspot.owner is not None:
         owned.append(hubspot.owner.property)
+    for extra in (hubspot.stage_reason, hubspot.stage_date):
+        if extra is not None:
+            owned.append(extra.property)
     for index, prop in enumerate(hubspot.writes):
         if prop not in owned:
             doc.add(
                 ("writes", index),
                 f"the connector does not own '{prop}' and never writes it",
-                known_values_hint(prop, owned, "writable properties (stage, lead_status and owner)"),
+                known_values_hint(
+                    prop, owned, "writable properties (stage, lead_status, owner, stage_reason, stage_date)"
+                ),
+            )
+    for key, extra in (("stage_reason", hubspot.stage_reason), ("stage_date", hubspot.stage_date)):
+        if extra is not None and extra.property not in hubspot.writes:
+            doc.add(
+                (key, "property"),
+                f"'{extra.property}' is not listed under writes, so it would never be written",
+                f"add {extra.property} to writes, or remove {key}",
             )
     if hubspot.stage.property not in hubspot.writes:
         doc.add(("writes",), f"writes must include the stage property '{hubspot.stage.property}'")

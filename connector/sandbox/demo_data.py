@@ -1195,8 +1195,9 @@ def contact_property_definitions(
 
     HubSpot's defaults (from the store, with their read-only flags, which is how the emulator
     refuses writes to computed dates and counters), plus the portal's own custom number property
-    `employee_count` (hubspot.yaml maps `employees` to it) and the owners as `hubspot_owner_id`
-    options, archived ones hidden.
+    `employee_count` (hubspot.yaml maps `employees` to it), the text property
+    `lifecycle_stage_reason` (hubspot.yaml `stage_reason` writes the reason there) and the owners
+    as `hubspot_owner_id` options, archived ones hidden.
     """
     catalogue = default_contact_properties()
     custom = property_definition(
@@ -1210,6 +1211,16 @@ def contact_property_definitions(
     custom.update({"hubspotDefined": False, "createdAt": created, "updatedAt": created})
     custom["modificationMetadata"] = {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False}
     catalogue["employee_count"] = custom
+    reason = property_definition(
+        "lifecycle_stage_reason",
+        "Lifecycle stage reason",
+        "string",
+        "textarea",
+        description="Why the lifecycle connector set the stage: the rule and the values it read.",
+    )
+    reason.update({"hubspotDefined": False, "createdAt": created, "updatedAt": created})
+    reason["modificationMetadata"] = {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False}
+    catalogue["lifecycle_stage_reason"] = reason
     catalogue["hubspot_owner_id"]["options"] = [
         {
             "label": f"{o['firstName']} {o['lastName']} ({o['email']})",

@@ -493,13 +493,14 @@ class _Org:
         self._expect_routed(lead, persona, "Sales Accepted", None, region, why)
 
     def _sf_mql_cadence(self, i: int, region: str) -> None:
-        # Campaign responses on 3 different days this week, one a white paper: active_days_7d = 3,
-        # content_downloads_30d = 1, fit B (manager 15 + size 25 + industry 20 = 60) -> mql_cadence: MQL, New.
+        # Campaign responses on 3 days out of 4 (4, 3 and 1 days ago), the last a white paper: the
+        # seeds' story, cadence_with_download_30d = 3; fit B (manager 15 + size 25 + industry 20 = 60)
+        # -> mql_cadence: MQL, New.
         lead = self._lead(self._fit("B", region), "Open - Not Contacted", NURTURE_QUEUE)
         self.responded(lead["Id"], _CAMPAIGNS[2][0], 1)
         self.responded(lead["Id"], _CAMPAIGNS[0][0], 3)
-        self.responded(lead["Id"], _CAMPAIGNS[1][0], 5)
-        why = "Responded to a white paper and two webinars on three days this week: MQL by cadence."
+        self.responded(lead["Id"], _CAMPAIGNS[1][0], 4)
+        why = "Responded to two webinars and then a white paper on three days out of four: MQL by cadence."
         self._expect_routed(lead, "sf_mql_cadence", "Marketing Qualified", "New", region, why, mql=True)
 
     def _sf_webinar_lead(self, i: int) -> None:

@@ -138,7 +138,9 @@ LEAD_STATUSES = (
 CONTACT_STAGES = ("Subscriber", "Lead", "MQL", "SQL", "Opportunity", "Customer")
 """The demo org's custom Contact `Lifecycle_Stage__c` picklist (Contacts have no standard status)."""
 
-MARKETING_STATUSES = ("New", "Open", "In Progress", "Unqualified", "Bad Timing")
+MARKETING_STATUSES = (
+    "New", "Open", "In Progress", "Attempted to Contact", "Connected", "Unqualified", "Bad Timing",
+)  # fmt: skip
 """The demo org's custom `Marketing_Status__c` picklist on Lead and Contact."""
 
 INDUSTRIES = (

@@ -222,6 +222,29 @@ write_journal = Table(
     Index("ix_write_journal_record", "crm", "object_type", "record_id"),
 )
 
+person_snapshots = Table(
+    "person_snapshots",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("fields_json", Text, nullable=False),
+    Column("crm_stage", String(60), nullable=True),
+    Column("crm_lead_status", String(60), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""The person fields the criteria read (only those mapped in the CRM files), as last pulled, plus the
+CRM's canonical stage and lead status then: what `simulate` needs to re-evaluate without the CRM.
+A new table (not new columns), so existing state databases gain it through `create_all`."""
+
+stage_entries = Table(
+    "stage_entries",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("stage", String(60), nullable=False),
+    Column("entered_at", UtcDateTime(), nullable=False),
+)
+"""When each person entered the stage they are in (first decision at that stage): recycle rules'
+`days_in_stage` and the "accepted after the hand-off" test read it."""
+
 pending = Table(
     "pending",
     metadata,

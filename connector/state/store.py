@@ -490,6 +490,8 @@ class StateStore:
         c.execute(update(t.write_journal).where(t.write_journal.c.person_id == drop).values(person_id=keep))
         c.execute(update(t.pending).where(t.pending.c.person_id == drop).values(person_id=keep))
         c.execute(t.decisions.delete().where(t.decisions.c.person_id == drop))
+        c.execute(t.person_snapshots.delete().where(t.person_snapshots.c.person_id == drop))
+        c.execute(t.stage_entries.delete().where(t.stage_entries.c.person_id == drop))
         c.execute(t.persons.delete().where(t.persons.c.id == drop))
 
     def find_person(self, key: str) -> str | None:
@@ -663,6 +665,100 @@ class StateStore:
         with self._c() as c:
             rows = c.execute(query)
             return {str(stage): int(n) for stage, n in rows}
+
+    # ------------------------------------------------------------------ snapshots and stage entries
+
+    def save_snapshot(
+        self,
+        person_id: str,
+        fields: Mapping[str, Any],
+        crm_stage: str | None,
+        crm_lead_status: str | None,
+        at: datetime,
+    ) -> None:
+        """Remember the mapped person fields and the CRM's canonical stage/status (for `simulate`)."""
+        values = {
+            "fields_json": json.dumps(dict(fields), sort_keys=True, default=str),
+            "crm_stage": crm_stage,
+            "crm_lead_status": crm_lead_status,
+            "updated_at": at,
+        }
+        with self._c() as c:
+            _upsert(c, t.person_snapshots, {"person_id": person_id}, values)
+
+    def record_stage(self, person_id: str, stage: str, at: datetime) -> None:
+        """Note `at` as the moment the person entered `stage`, unless they were already in it."""
+        with self._c() as c:
+            known = c.execute(
+                select(t.stage_entries.c.stage).where(t.stage_entries.c.person_id == person_id)
+            ).scalar()
+            if known == stage:
+                return
+            _upsert(c, t.stage_entries, {"person_id": person_id}, {"stage": stage, "entered_at": at})
+
+    def stage_entered(self, person_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """person id -> (stage, entered at), for the people the connector has decided before."""
+        out: dict[str, tuple[str, datetime]] = {}
+        with self._c() as c:
+            for chunk in _chunks(list(person_ids), 500):
+                rows = c.execute(select(t.stage_entries).where(t.stage_entries.c.person_id.in_(chunk)))
+                out.update({r.person_id: (r.stage, r.entered_at) for r in rows})
+        return out
+
+    def stale_at_stage(self, stages: Sequence[str], evaluated_before: datetime) -> list[str]:
+        """People whose last decision put them in one of `stages` and was made before the moment.
+
+        The recycle sweep re-evaluates them: people with no new data are otherwise never looked at
+        again, and going quiet is exactly what a recycle rule is about.
+        """
+        d = t.decisions.c
+        with self._c() as c:
+            rows = c.execute(
+                select(d.person_id)
+                .where(d.stage.in_(list(stages)), d.evaluated_at < evaluated_before)
+                .order_by(d.person_id)
+            )
+            return [str(r.person_id) for r in rows]
+
+    def simulation_people(
+        self, batch: int = 1000
+    ) -> Iterator[
+        list[tuple[str, str | None, dict[str, Any], str | None, str | None, datetime | None, list[Activity]]]
+    ]:
+        """Every person with a snapshot, in batches: (id, email, fields, CRM stage, CRM lead status,
+        stage entered at, timeline). Streams, so `simulate` over a large portal stays in memory bounds."""
+        after = ""
+        while True:
+            with self._c() as c:
+                rows = c.execute(
+                    select(t.person_snapshots, t.persons.c.email)
+                    .join(t.persons, t.persons.c.id == t.person_snapshots.c.person_id, isouter=True)
+                    .where(t.person_snapshots.c.person_id > after)
+                    .order_by(t.person_snapshots.c.person_id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            ids = [r.person_id for r in rows]
+            timelines = self.timelines(ids)
+            entered = self.stage_entered(ids)
+            yield [
+                (
+                    r.person_id,
+                    r.email,
+                    json.loads(r.fields_json),
+                    r.crm_stage,
+                    r.crm_lead_status,
+                    entered[r.person_id][1] if r.person_id in entered else None,
+                    timelines[r.person_id],
+                )
+                for r in rows
+            ]
+            after = ids[-1]
+
+    def count_snapshots(self) -> int:
+        with self._c() as c:
+            return int(c.execute(select(func.count()).select_from(t.person_snapshots)).scalar() or 0)
 
     # ------------------------------------------------------------------ writes
 
@@ -1103,10 +1199,11 @@ class StateStore:
     def forget(self, key: str) -> ForgetReport:
         """Erase a person (by email, person id or CRM record id) from the state, in one transaction.
 
-        Removes the person, their identities, timeline, decision, last-written values, parked and
-        journalled writes; audit rows stay (they say what the connector did to which CRM record)
-        but lose their payload: before/after values and errors are blanked. The CRM is untouched;
-        a person still in the CRM comes back at the next sync with what the CRM holds then.
+        Removes the person, their identities, timeline, decision, field snapshot, stage entry,
+        pending evaluation, last-written values, parked and journalled writes; audit rows stay
+        (they say what the connector did to which CRM record) but lose their payload: before/after
+        values and errors are blanked. The CRM is untouched; a person still in the CRM comes back
+        at the next sync with what the CRM holds then.
         """
         report = ForgetReport()
         with self.transaction(), self._c() as c:
@@ -1150,6 +1247,16 @@ class StateStore:
             count(
                 "pending evaluations",
                 c.execute(delete(t.pending).where(t.pending.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "field snapshots",
+                c.execute(
+                    delete(t.person_snapshots).where(t.person_snapshots.c.person_id.in_(pids))
+                ).rowcount,
+            )
+            count(
+                "stage entries",
+                c.execute(delete(t.stage_entries).where(t.stage_entries.c.person_id.in_(pids))).rowcount,
             )
             count(
                 "journalled writes",

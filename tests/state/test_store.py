@@ -426,7 +426,11 @@ def test_forget_erases_one_person_and_says_what_was_removed(store: StateStore) -
     bob = store.resolve_person("hubspot", "contacts", "2", "bob@acme.example")
     store.add_activities([activity(ana, "e1"), activity(ana, "e2"), activity(bob, "e3")])
     store.record_write("run1", WriteResult(intent=intent("1", person_id=ana, lifecyclestage="lead"), ok=True))
+    store.save_snapshot(ana, {"title": "CTO"}, "lead", None, T0)
+    store.record_stage(ana, "lead", T0)
     report = store.forget("ANA@acme.example ")
+    assert report.removed["field snapshots"] == 1
+    assert report.removed["stage entries"] == 1
     assert report.person_ids == [ana]
     assert report.removed["activities"] == 2
     assert report.removed["persons"] == 1
@@ -457,3 +461,44 @@ def test_hostile_text_is_stored_on_both_backends(store: StateStore) -> None:
     assert "\x00" not in back.url
     assert back.url.endswith("\u202e\x07")
     assert back.name == "form\ufffdname 🙂"
+
+
+# --------------------------------------------------------------------------- snapshots and stage entries
+
+
+def _decided(pid: str, stage: str, at: datetime) -> Decision:
+    return Decision(
+        person_id=pid, evaluated_at=at, criteria_version="v", stage=stage, computed_stage=stage,
+        lead_status=None, fit_score=0, fit_grade="D", signals={}, trace=(), reason="r",
+    )  # fmt: skip
+
+
+def test_stage_entries_keep_the_first_moment_at_a_stage(store: StateStore) -> None:
+    store.record_stage("p1", "lead", T0)
+    store.record_stage("p1", "mql", T0 + timedelta(days=1))
+    store.record_stage("p1", "mql", T0 + timedelta(days=5))
+    assert store.stage_entered(["p1", "p2"]) == {"p1": ("mql", T0 + timedelta(days=1))}
+
+
+def test_stale_at_stage_finds_quiet_hand_offs(store: StateStore) -> None:
+    run = store.start_run("sync")
+    store.save_decision(run, _decided("p1", "mql", T0))
+    store.save_decision(run, _decided("p2", "mql", T0 + timedelta(days=3)))
+    store.save_decision(run, _decided("p3", "lead", T0))
+    assert store.stale_at_stage(["mql"], T0 + timedelta(days=1)) == ["p1"]
+    assert store.stale_at_stage(["mql", "lead"], T0 + timedelta(days=4)) == ["p1", "p2", "p3"]
+
+
+def test_simulation_people_stream_snapshots_with_timelines_in_batches(store: StateStore) -> None:
+    for n in range(5):
+        pid = store.resolve_person("hubspot", "contacts", str(n), f"p{n}@acme.com")
+        store.add_activities([activity(pid, f"s{n}-{k}", days=k) for k in range(n)])
+        store.save_snapshot(pid, {"title": f"T{n}", "employees": n}, "lead" if n else None, "new", T0)
+    store.record_stage(store.find_person("p4@acme.com") or "", "lead", T0)
+    batches = list(store.simulation_people(batch=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    rows = {email: (fields, stage, status, entered, len(timeline)) for b in batches
+            for _pid, email, fields, stage, status, entered, timeline in b}  # fmt: skip
+    assert rows["p4@acme.com"] == ({"title": "T4", "employees": 4}, "lead", "new", T0, 4)
+    assert rows["p0@acme.com"][1:] == (None, "new", None, 0)
+    assert store.count_snapshots() == 5

@@ -6,7 +6,7 @@ from sqlalchemy import Column, Connection, DateTime, Index, Integer, MetaData, S
 
 DESCRIPTION = (
     "leases per scope, write journal (crash recovery), retry schedule for failed writes, "
-    "records pending evaluation, longer activity source names"
+    "records pending evaluation, person snapshots and stage entries, longer activity source names"
 )
 
 
@@ -53,6 +53,24 @@ def upgrade(conn: Connection) -> None:
         Column("record_id", String(64), primary_key=True),
         Column("person_id", String(40), nullable=False),
         Column("since", when, nullable=False),
+    )
+    # What `simulate` and recycling read: each person's mapped fields as last pulled, and when they
+    # entered their current stage (like `pending`, possibly created already by an older store).
+    Table(
+        "person_snapshots",
+        md,
+        Column("person_id", String(40), primary_key=True),
+        Column("fields_json", Text, nullable=False),
+        Column("crm_stage", String(60), nullable=True),
+        Column("crm_lead_status", String(60), nullable=True),
+        Column("updated_at", when, nullable=False),
+    )
+    Table(
+        "stage_entries",
+        md,
+        Column("person_id", String(40), primary_key=True),
+        Column("stage", String(60), nullable=False),
+        Column("entered_at", when, nullable=False),
     )
     md.create_all(conn, checkfirst=True)
     timestamp = when.compile(dialect=conn.dialect)
