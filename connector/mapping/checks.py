@@ -218,21 +218,38 @@ def check_hubspot(doc: Document, hubspot: HubSpotMapping, criteria: Criteria | N
     _check_activity_types(doc, hubspot, criteria)
 
 
-def _check_writes(doc: Document, hubspot: HubSpotMapping) -> None:
-    owned = [hubspot.stage.property]
+def hubspot_owned_properties(hubspot: HubSpotMapping) -> list[str]:
+    """The properties the connector can ever write: stage (+ its reason and date), status, owner."""
+    stage = hubspot.stage
+    owned = [stage.property, *(p for p in (stage.reason_property, stage.date_property) if p)]
     if hubspot.lead_status is not None:
         owned.append(hubspot.lead_status.property)
     if hubspot.owner is not None:
         owned.append(hubspot.owner.property)
+    return owned
+
+
+def _check_writes(doc: Document, hubspot: HubSpotMapping) -> None:
+    owned = hubspot_owned_properties(hubspot)
     for index, prop in enumerate(hubspot.writes):
         if prop not in owned:
             doc.add(
                 ("writes", index),
                 f"the connector does not own '{prop}' and never writes it",
-                known_values_hint(prop, owned, "writable properties (stage, lead_status and owner)"),
+                known_values_hint(
+                    prop, owned, "writable properties (stage and its reason/date, lead_status, owner)"
+                ),
             )
     if hubspot.stage.property not in hubspot.writes:
         doc.add(("writes",), f"writes must include the stage property '{hubspot.stage.property}'")
+    for key in ("reason_property", "date_property"):
+        prop = getattr(hubspot.stage, key)
+        if prop is not None and prop not in hubspot.writes:
+            doc.add(
+                ("stage", key),
+                f"'{prop}' is written with every stage change but is not listed under writes",
+                f"add {prop} to writes, or remove stage.{key}",
+            )
 
 
 def _check_value_map(
@@ -270,6 +287,8 @@ def _check_activity_types(doc: Document, hubspot: HubSpotMapping, criteria: Crit
         require_known(
             doc, ("activities", "date_properties", index, "type"), date_property.type, known, "activity type"
         )
+    for index, history in enumerate(activities.history):
+        require_known(doc, ("activities", "history", index, "type"), history.type, known, "activity type")
 
 
 # --------------------------------------------------------------------------- routing.yaml
