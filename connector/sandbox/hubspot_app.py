@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
+import random
 import time
 import uuid
 from collections import deque
@@ -38,17 +40,18 @@ from connector.sandbox.hubspot_search import (
     MAX_RESULTS,
     Kind,
     SearchError,
+    compile_matcher,
     instant,
     kind_of,
     order,
     parse_search_request,
     query_matches,
-    record_matches,
 )
 from connector.sandbox.hubspot_store import (
     HubSpotStore,
     LoggedRequest,
     default_contact_properties,
+    default_object_properties,
     hs_datetime,
 )
 from connector.sandbox.server import Faults, ForcedResponse
@@ -369,6 +372,7 @@ class HubSpotEmulator:
 
     `clock` dates writes (`lastmodifieddate`) and batch timestamps; `sleep` is what latency faults
     sleep through; `monotonic` drives the optional `RateLimits`. Inject all three in tests.
+    `tie_seed` makes the order among equal sort values arbitrary (HubSpot documents none).
     A store without a contact property catalogue gets HubSpot's defaults, so validation and the
     properties API have something real to work from.
     """
@@ -381,13 +385,26 @@ class HubSpotEmulator:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         limits: RateLimits | None = None,
+        tie_seed: int | None = None,
     ) -> None:
         self.store = store
         self.faults = Faults(sleep=sleep)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._limiter = _Limiter(limits or RateLimits(), monotonic)
+        self._monotonic = monotonic
+        self._failure_rate = 0.0
+        self._failure_rng = random.Random(0)
+        self._failure_status = 503
+        self._failure_prefix = ""
+        self._tie_key: Callable[[str], Any] | None = None
+        if tie_seed is not None:
+            self._tie_key = lambda object_id: hashlib.blake2b(
+                f"{tie_seed}:{object_id}".encode(), digest_size=8
+            ).digest()
         with store.lock:
             store.properties.setdefault("contacts", default_contact_properties())
+            for object_type, catalogue in default_object_properties().items():
+                store.properties.setdefault(object_type, catalogue)
 
     # --- fault knobs ------------------------------------------------------------------------------
 
@@ -432,6 +449,24 @@ class HubSpotEmulator:
             )
         )
 
+    def random_failures(self, rate: float, *, seed: int, status: int = 503, path_prefix: str = "") -> None:
+        """Answer each matching request with `status` at probability `rate`, drawn from a generator
+        seeded with `seed` (a benchmark's 5xx storm is the same on every run). 0 switches it off."""
+        with self.store.lock:
+            self._failure_rate = rate
+            self._failure_rng = random.Random(seed)
+            self._failure_status = status
+            self._failure_prefix = path_prefix
+
+    def _random_failure(self, path: str) -> Reply | None:
+        with self.store.lock:
+            if not self._failure_rate or not path.startswith(self._failure_prefix):
+                return None
+            if self._failure_rng.random() >= self._failure_rate:
+                return None
+        error = ApiError(self._failure_status, "INTERNAL_ERROR", f"Simulated HTTP {self._failure_status}")
+        return Reply(self._failure_status, error.body())
+
     # --- WSGI -------------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -454,7 +489,7 @@ class HubSpotEmulator:
         if forced is not None:
             reply = Reply(forced.status, forced.body, dict(forced.headers))
         else:
-            reply = self._answer(request, path, body, body_error)
+            reply = self._random_failure(path) or self._answer(request, path, body, body_error)
         self._log(request, path, body, reply)
         return reply
 
@@ -505,13 +540,15 @@ class HubSpotEmulator:
             )
 
     def _log(self, request: Request, path: str, body: Any, reply: Reply) -> None:
+        keep = self.store.log_bodies
         entry = LoggedRequest(
             method=request.method,
             path=path,
-            query={k: list(v) for k, v in request.args.lists()},
-            body=body,
+            query={k: list(v) for k, v in request.args.lists()} if keep else {},
+            body=body if keep else None,
             status=reply.status,
-            response=reply.body,
+            response=reply.body if keep else None,
+            at=self._monotonic(),
         )
         with self.store.lock:
             self.store.requests.append(entry)
@@ -543,7 +580,10 @@ class HubSpotEmulator:
     def _modified_property(self, object_type: str) -> str:
         return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
 
-    def _values(self, object_id: str, props: Mapping[str, str | None]) -> dict[str, str | None]:
+    def _values(self, object_id: str, props: Mapping[str, str | None]) -> Mapping[str, str | None]:
+        """The record's properties with `hs_object_id` (a copy only when the seed left it out)."""
+        if props.get("hs_object_id") == object_id:
+            return props
         return {**props, "hs_object_id": object_id}
 
     def _find(self, object_type: str, key: str, id_property: str | None) -> str | None:
@@ -639,15 +679,15 @@ class HubSpotEmulator:
         records = [(i, self._values(i, p)) for i, p in self._objects(object_type).items()]
         searchable = CONTACT_QUERY_PROPERTIES if object_type == "contacts" else None
         try:
+            matches = compile_matcher(search.groups, kinds)
             matched = [
                 (i, p)
                 for i, p in records
-                if record_matches(search.groups, p, kinds)
-                and query_matches(search.query, p, searchable or list(p))
+                if matches(p) and query_matches(search.query, p, searchable or list(p))
             ]
         except SearchError as error:
             raise validation_error(str(error)) from None
-        ranked = order(matched, search.sort, self._created_property(object_type), kinds)
+        ranked = order(matched, search.sort, self._created_property(object_type), kinds, self._tie_key)
         end = min(search.offset + search.limit, len(ranked), MAX_RESULTS)
         payload: dict[str, Any] = {
             "total": len(ranked),
@@ -972,7 +1012,17 @@ class HubSpotEmulator:
 
         `occurredAfter` is inclusive and `occurredBefore` exclusive (half-open windows, the
         emulator's choice: the docs do not say), so consecutive windows neither overlap nor miss.
+        A portal without the Events API (`store.events_api` False: below Enterprise) answers 403
+        MISSING_SCOPES (the emulator's choice; HubSpot documents the tier, not the error).
         """
+        if not self.store.events_api:
+            raise ApiError(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call. "
+                "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+                errors=[{"message": "The Events API requires an Enterprise subscription"}],
+            )
         selected = [e for e in self.store.events if self._event_selected(request, e)]
         descending = any(s.upper() in ("DESCENDING", "-OCCURREDAT") for s in _query_list(request, "sort"))
         selected.sort(
@@ -1194,10 +1244,20 @@ def _typed_value_problem(name: str, value: str, type_: Any) -> dict[str, Any] | 
         return _problem(name, "INVALID_BOOLEAN", f"{value} was not a valid boolean (true or false).")
     elif type_ in ("datetime", "date"):
         try:
-            instant(value)
+            moment = instant(value)
         except ValueError:
             return _problem(
                 name, "INVALID_DATE", f"{value} was not a valid date (epoch milliseconds or ISO-8601)."
+            )
+        if type_ == "date" and (moment.hour, moment.minute, moment.second, moment.microsecond) != (
+            0,
+            0,
+            0,
+            0,
+        ):
+            # HubSpot: date properties store a day; values must be at midnight UTC.
+            return _problem(
+                name, "INVALID_DATE", f"{value} is not at midnight UTC, as a date property needs."
             )
     return None
 
