@@ -125,6 +125,20 @@ class ContactPage:
     cursor: str | None = None
 
 
+_AssocCall = tuple[str, list[tuple[str, str | None]]]
+"""One associations read: the target object type and (contact id, per-input `after`) inputs."""
+_AssocResult = tuple[str, list[tuple[str, frozenset[int]]], str | None]
+"""One contact's answer: its id, (target id, association type ids) pairs, and the next `after`."""
+
+
+def _association_calls(pending: Sequence[tuple[str, str, str | None]]) -> list[_AssocCall]:
+    """(to type, contact id, after) inputs grouped into calls of up to 1,000 inputs per type."""
+    by_type: dict[str, list[tuple[str, str | None]]] = {}
+    for to_type, cid, after in pending:
+        by_type.setdefault(to_type, []).append((cid, after))
+    return [(t, chunk) for t, inputs in by_type.items() for chunk in _chunks(inputs, ASSOC_BATCH_LIMIT)]
+
+
 @dataclass(frozen=True)
 class _Links:
     """Associations of one contact to one object type: target ids with their association type ids."""
@@ -564,50 +578,59 @@ class HubSpotAdapter:
 
     def read_contacts(self, ids: Sequence[str], *, by_email: bool = False) -> list[CrmRecord]:
         """Batch reads of 100, concurrently. Ids HubSpot does not know are simply absent."""
-
-        def read(chunk: list[str]) -> list[Any]:
-            body = BatchReadInputSimplePublicObjectId(
-                inputs=[{"id": i} for i in chunk],
-                properties=self.read_properties,
-                properties_with_history=[],
-                id_property="email" if by_email else None,
-            )
-            page = self._call(
-                "reading contacts",
-                "batch_read:contacts",
-                self._batch,
-                "read",
-                batch_read_input_simple_public_object_id=body,
-            )
-            return list(page.results or [])
-
-        objs = [o for found in self.pool.map(read, _chunks(list(ids), BATCH_LIMIT)) for o in found]
-        companies = self._companies_of([str(o.id) for o in objs]) if self.company_fields else {}
+        chunks = _chunks(list(ids), BATCH_LIMIT)
+        objs = [
+            o
+            for found in self.pool.map(partial(self._contacts_read, by_email=by_email), chunks)
+            for o in found
+        ]
+        if not self.company_fields:
+            return [self._record(o) for o in objs]
+        links = self._associations([str(o.id) for o in objs], ["companies"]).get("companies", {})
+        companies = self._company_values(links, self._read_objects(self._company_reads(links)))
         return [self._record(o, companies.get(str(o.id))) for o in objs]
+
+    def _contacts_read(self, chunk: list[str], *, by_email: bool = False) -> list[Any]:
+        body = BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": i} for i in chunk],
+            properties=self.read_properties,
+            properties_with_history=[],
+            id_property="email" if by_email else None,
+        )
+        page = self._call(
+            "reading contacts",
+            "batch_read:contacts",
+            self._batch,
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
+        return list(page.results or [])
 
     def _hydrate(self, objs: list[Any]) -> tuple[list[CrmRecord], list[SourceActivity]]:
         """Records (with company fields) and every activity of these contacts, read in bulk.
 
-        One round of independent reads runs concurrently (associations per object type, property
-        history per 50 contacts), then the objects they point at (engagements, companies).
+        Two rounds of concurrent reads, never nested: first associations per object type (1,000
+        contacts per call) together with property history (50 per call); then the engagements
+        and companies those associations point at (100 per call).
         """
         ids = [str(o.id) for o in objs]
         to_types: list[str] = sorted({s.object for s in self.mapping.activities.engagements})
         if self.company_fields:
             to_types.append("companies")
-        links: dict[str, dict[str, _Links]] = {}
-        history: list[SourceActivity] = []
-
-        def associations() -> None:
-            links.update(self._associations(ids, to_types))
-
-        def histories() -> None:
-            history.extend(self._history_activities(ids))
-
-        self.pool.map(_run, [associations, histories])
-        companies = self._company_values(links.pop("companies", {})) if self.company_fields else {}
+        assoc_calls = _association_calls([(t, cid, None) for t in to_types for cid in ids])
+        history_chunks = _chunks(ids, HISTORY_BATCH_LIMIT) if self.mapping.activities.history else []
+        tasks: list[Callable[[], Any]] = [partial(self._association_call, c) for c in assoc_calls]
+        tasks += [partial(self._history_read, chunk) for chunk in history_chunks]
+        answers = self.pool.map(_run, tasks)
+        links = self._associations_after(to_types, assoc_calls, answers[: len(assoc_calls)])
+        history = self._history_from([o for found in answers[len(assoc_calls) :] for o in found])
+        company_links = links.pop("companies", {})
+        reads = self._engagement_reads(links)
+        reads.update(self._company_reads(company_links))
+        objects = self._read_objects(reads)
+        companies = self._company_values(company_links, objects) if self.company_fields else {}
         records = [self._record(o, companies.get(str(o.id))) for o in objs]
-        activities = self._engagements_from(links) + history
+        activities = self._engagements_from(links, objects) + history
         for record in records:
             activities += self.date_activities(record)
         return records, activities
@@ -640,75 +663,34 @@ class HubSpotAdapter:
             )
         return out
 
-    # --- engagements
-
-    def engagement_activities(self, contact_ids: Sequence[str]) -> list[SourceActivity]:
-        """Engagements associated with these contacts: associations v4 in bulk, then batch reads."""
-        to_types: list[str] = sorted({s.object for s in self.mapping.activities.engagements})
-        return self._engagements_from(self._associations(list(contact_ids), to_types))
-
-    def _engagements_from(self, links: Mapping[str, Mapping[str, _Links]]) -> list[SourceActivity]:
-        sources = self.mapping.activities.engagements
-        wanted: dict[str, set[str]] = {}
-        for source in sources:
-            wanted.setdefault(source.object, set()).update({source.timestamp_property, *source.where})
-        objects = self._read_objects(
-            {
-                t: sorted({eid for link in links.get(t, {}).values() for eid, _ in link.targets})
-                for t in wanted
-            },
-            {t: sorted(props) for t, props in wanted.items()},
-        )
-        out: list[SourceActivity] = []
-        for source in sources:
-            found = objects.get(source.object, {})
-            for contact_id, link in links.get(source.object, {}).items():
-                for eid, _types in link.targets:
-                    values = found.get(eid)
-                    if values is None or any(values.get(k) != v for k, v in source.where.items()):
-                        continue
-                    moment = parse_hs_time(values.get(source.timestamp_property))
-                    if moment is None:
-                        continue
-                    out.append(
-                        SourceActivity(
-                            crm="hubspot",
-                            object_type=OBJECT,
-                            record_id=contact_id,
-                            type=source.type,
-                            occurred_at=moment,
-                            source=f"hubspot:{source.object}",
-                            source_id=f"{eid}:{contact_id}",
-                        )
-                    )
-        return out
+    # --- associations
 
     def _associations(self, contact_ids: list[str], to_types: list[str]) -> dict[str, dict[str, _Links]]:
-        """Contact -> associated ids per object type: 1,000 inputs per call, all types at once,
-        then rounds for the contacts whose associations span several pages (per-input `after`)."""
+        """Contact -> associated ids per object type: 1,000 inputs per call, all types at once."""
+        calls = _association_calls([(t, cid, None) for t in to_types for cid in contact_ids])
+        return self._associations_after(to_types, calls, self.pool.map(self._association_call, calls))
+
+    def _associations_after(
+        self, to_types: list[str], calls: list[_AssocCall], answers: list[list[_AssocResult]]
+    ) -> dict[str, dict[str, _Links]]:
+        """Collect a round's answers, then read further rounds for the contacts whose associations
+        span several pages (per-input `after`)."""
         found: dict[str, dict[str, list[tuple[str, frozenset[int]]]]] = {t: {} for t in to_types}
-        pending: list[tuple[str, str, str | None]] = [(t, cid, None) for t in to_types for cid in contact_ids]
-        while pending:
-            calls: list[tuple[str, list[tuple[str, str | None]]]] = []
-            for to_type in to_types:
-                inputs = [(cid, after) for t, cid, after in pending if t == to_type]
-                calls += [(to_type, chunk) for chunk in _chunks(inputs, ASSOC_BATCH_LIMIT)]
-            pending = []
-            for to_type, results in zip(
-                [c[0] for c in calls], self.pool.map(self._association_call, calls), strict=True
-            ):
+        while calls:
+            pending: list[tuple[str, str, str | None]] = []
+            for (to_type, _chunk), results in zip(calls, answers, strict=True):
                 for cid, targets, after in results:
                     found[to_type].setdefault(cid, []).extend(targets)
                     if after:
                         pending.append((to_type, cid, after))
+            calls = _association_calls(pending)
+            answers = self.pool.map(self._association_call, calls) if calls else []
         return {
             t: {cid: _Links(targets) for cid, targets in by_contact.items()}
             for t, by_contact in found.items()
         }
 
-    def _association_call(
-        self, call: tuple[str, list[tuple[str, str | None]]]
-    ) -> list[tuple[str, list[tuple[str, frozenset[int]]], str | None]]:
+    def _association_call(self, call: _AssocCall) -> list[_AssocResult]:
         to_type, chunk = call
         body = BatchInputPublicFetchAssociationsBatchRequest(
             inputs=[PublicFetchAssociationsBatchRequest(id=cid, after=after) for cid, after in chunk]
@@ -735,39 +717,96 @@ class HubSpotAdapter:
             out.append((str(result._from.id), targets, after))
         return out
 
+    # --- objects the associations point at
+
     def _read_objects(
-        self, ids: Mapping[str, Sequence[str]], props: Mapping[str, list[str]]
+        self, reads: Mapping[str, tuple[list[str], list[str]]]
     ) -> dict[str, dict[str, dict[str, str | None]]]:
-        """Batch reads of 100 per object type, every chunk of every type concurrently."""
-        calls = [(t, chunk) for t, all_ids in ids.items() for chunk in _chunks(list(all_ids), BATCH_LIMIT)]
+        """Batch reads of 100, every chunk of every object type concurrently.
 
-        def read(call: tuple[str, list[str]]) -> list[Any]:
-            object_type, chunk = call
-            body = ObjectsBatchReadInput(
-                inputs=[{"id": i} for i in chunk], properties=props[object_type], properties_with_history=[]
-            )
-            page = self._call(
-                f"reading {object_type}",
-                f"batch_read:{object_type}",
-                self._objects_batch(object_type),
-                "read",
-                batch_read_input_simple_public_object_id=body,
-            )
-            return list(page.results or [])
-
-        out: dict[str, dict[str, dict[str, str | None]]] = {t: {} for t in ids}
-        for (object_type, _chunk), results in zip(calls, self.pool.map(read, calls), strict=True):
+        `reads` maps object type -> (ids, properties); the answer maps type -> id -> properties.
+        """
+        calls = [
+            (t, chunk, props) for t, (ids, props) in reads.items() for chunk in _chunks(ids, BATCH_LIMIT)
+        ]
+        out: dict[str, dict[str, dict[str, str | None]]] = {t: {} for t in reads}
+        for (object_type, _chunk, _props), results in zip(
+            calls, self.pool.map(self._object_read, calls), strict=True
+        ):
             for obj in results:
                 out[object_type][str(obj.id)] = dict(obj.properties or {})
         return out
 
+    def _object_read(self, call: tuple[str, list[str], list[str]]) -> list[Any]:
+        object_type, chunk, props = call
+        body = ObjectsBatchReadInput(
+            inputs=[{"id": i} for i in chunk], properties=props, properties_with_history=[]
+        )
+        page = self._call(
+            f"reading {object_type}",
+            f"batch_read:{object_type}",
+            self._objects_batch(object_type),
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
+        return list(page.results or [])
+
+    # --- engagements
+
+    def engagement_activities(self, contact_ids: Sequence[str]) -> list[SourceActivity]:
+        """Engagements associated with these contacts: associations v4 in bulk, then batch reads."""
+        to_types: list[str] = sorted({s.object for s in self.mapping.activities.engagements})
+        links = self._associations(list(contact_ids), to_types)
+        return self._engagements_from(links, self._read_objects(self._engagement_reads(links)))
+
+    def _engagement_reads(
+        self, links: Mapping[str, Mapping[str, _Links]]
+    ) -> dict[str, tuple[list[str], list[str]]]:
+        """Per engagement type: the ids to read (each once) and the properties the sources need."""
+        props: dict[str, set[str]] = {}
+        for source in self.mapping.activities.engagements:
+            props.setdefault(source.object, set()).update({source.timestamp_property, *source.where})
+        return {
+            t: (
+                sorted({eid for link in links.get(t, {}).values() for eid, _ in link.targets}),
+                sorted(wanted),
+            )
+            for t, wanted in props.items()
+        }
+
+    def _engagements_from(
+        self,
+        links: Mapping[str, Mapping[str, _Links]],
+        objects: Mapping[str, Mapping[str, Mapping[str, str | None]]],
+    ) -> list[SourceActivity]:
+        out: list[SourceActivity] = []
+        for source in self.mapping.activities.engagements:
+            found = objects.get(source.object, {})
+            for contact_id, link in links.get(source.object, {}).items():
+                for eid, _types in link.targets:
+                    values = found.get(eid)
+                    if values is None or any(values.get(k) != v for k, v in source.where.items()):
+                        continue
+                    moment = parse_hs_time(values.get(source.timestamp_property))
+                    if moment is None:
+                        continue
+                    out.append(
+                        SourceActivity(
+                            crm="hubspot",
+                            object_type=OBJECT,
+                            record_id=contact_id,
+                            type=source.type,
+                            occurred_at=moment,
+                            source=f"hubspot:{source.object}",
+                            source_id=f"{eid}:{contact_id}",
+                        )
+                    )
+        return out
+
     # --- companies
 
-    def _companies_of(self, contact_ids: list[str]) -> dict[str, dict[str, str | None]]:
-        return self._company_values(self._associations(contact_ids, ["companies"]).get("companies", {}))
-
-    def _company_values(self, links: Mapping[str, _Links]) -> dict[str, dict[str, str | None]]:
-        """Contact id -> its primary company's mapped properties; each company read once per run."""
+    def _primary_companies(self, links: Mapping[str, _Links]) -> dict[str, str]:
+        """Contact id -> its primary company id (association type 1), else its first company."""
         primary: dict[str, str] = {}
         for contact_id, link in links.items():
             chosen = next((cid for cid, types in link.targets if PRIMARY_COMPANY_TYPE_ID in types), None)
@@ -775,48 +814,61 @@ class HubSpotAdapter:
                 chosen = link.targets[0][0]
             if chosen is not None:
                 primary[contact_id] = chosen
+        return primary
+
+    def _company_reads(self, links: Mapping[str, _Links]) -> dict[str, tuple[list[str], list[str]]]:
+        """The companies not read yet this run (companies are cached per run)."""
+        if not self.company_fields:
+            return {}
         with self._lock:
-            missing = sorted({c for c in primary.values() if c not in self._company_cache})
-        if missing:
-            props = sorted({spec.property for spec in self.company_fields.values()})
-            read = self._read_objects({"companies": missing}, {"companies": props})["companies"]
-            with self._lock:
-                for company_id in missing:
-                    self._company_cache[company_id] = read.get(company_id, {})
+            missing = sorted(
+                {c for c in self._primary_companies(links).values() if c not in self._company_cache}
+            )
+        if not missing:
+            return {}
+        return {"companies": (missing, sorted({spec.property for spec in self.company_fields.values()}))}
+
+    def _company_values(
+        self, links: Mapping[str, _Links], objects: Mapping[str, Mapping[str, Mapping[str, str | None]]]
+    ) -> dict[str, dict[str, str | None]]:
+        """Contact id -> its primary company's mapped properties, through the per-run cache."""
+        primary = self._primary_companies(links)
+        read = objects.get("companies", {})
         with self._lock:
-            return {
-                contact: dict(self._company_cache.get(company, {})) for contact, company in primary.items()
-            }
+            for company_id in set(primary.values()) - set(self._company_cache):
+                self._company_cache[company_id] = dict(read.get(company_id, {}))
+            return {contact: dict(self._company_cache[company]) for contact, company in primary.items()}
 
     # --- property history
 
     def _history_activities(self, contact_ids: Sequence[str]) -> list[SourceActivity]:
         """Mapped property histories as dated activities: batch reads of 50 (HubSpot's limit with
         `propertiesWithHistory`), concurrently."""
-        sources = self.mapping.activities.history
-        if not sources or not contact_ids:
+        if not self.mapping.activities.history or not contact_ids:
             return []
-        names = sorted({s.property for s in sources})
+        chunks = _chunks(list(contact_ids), HISTORY_BATCH_LIMIT)
+        return self._history_from([o for found in self.pool.map(self._history_read, chunks) for o in found])
 
-        def read(chunk: list[str]) -> list[Any]:
-            body = BatchReadInputSimplePublicObjectId(
-                inputs=[{"id": i} for i in chunk], properties=["hs_object_id"], properties_with_history=names
-            )
-            page = self._call(
-                "reading contact property history",
-                "batch_read:contacts:history",
-                self._batch,
-                "read",
-                batch_read_input_simple_public_object_id=body,
-            )
-            return list(page.results or [])
+    def _history_read(self, chunk: list[str]) -> list[Any]:
+        names = sorted({s.property for s in self.mapping.activities.history})
+        body = BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": i} for i in chunk], properties=["hs_object_id"], properties_with_history=names
+        )
+        page = self._call(
+            "reading contact property history",
+            "batch_read:contacts:history",
+            self._batch,
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
+        return list(page.results or [])
 
+    def _history_from(self, objs: Sequence[Any]) -> list[SourceActivity]:
         out: list[SourceActivity] = []
-        for found in self.pool.map(read, _chunks(list(contact_ids), HISTORY_BATCH_LIMIT)):
-            for obj in found:
-                histories = obj.properties_with_history or {}
-                for source in sources:
-                    out += _history_to_activities(str(obj.id), source, histories.get(source.property) or [])
+        for obj in objs:
+            histories = obj.properties_with_history or {}
+            for source in self.mapping.activities.history:
+                out += _history_to_activities(str(obj.id), source, histories.get(source.property) or [])
         return out
 
     # ------------------------------------------------------------------ property definitions
@@ -1032,8 +1084,8 @@ class HubSpotAdapter:
         return results
 
 
-def _run(task: Callable[[], None]) -> None:
-    task()
+def _run(task: Callable[[], T]) -> T:
+    return task()
 
 
 def _history_to_activities(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -398,9 +399,12 @@ class HubSpotEmulator:
         self._failure_prefix = ""
         self._tie_key: Callable[[str], Any] | None = None
         if tie_seed is not None:
-            self._tie_key = lambda object_id: hashlib.blake2b(
-                f"{tie_seed}:{object_id}".encode(), digest_size=8
-            ).digest()
+
+            @functools.lru_cache(maxsize=1 << 18)
+            def tie_key(object_id: str) -> bytes:
+                return hashlib.blake2b(f"{tie_seed}:{object_id}".encode(), digest_size=8).digest()
+
+            self._tie_key = tie_key
         with store.lock:
             store.properties.setdefault("contacts", default_contact_properties())
             for object_type, catalogue in default_object_properties().items():
@@ -740,14 +744,25 @@ class HubSpotEmulator:
         """Apply each valid input; report the rest per record (207), like a multi-status batch.
 
         Whether real batch/update answers a bad value with a 207 or a whole-batch 400 is unconfirmed
-        (api-facts §1.4); the emulator takes the harder case for clients: valid inputs are applied
-        and failures are reported per record, so an adapter must read `errors[]` on a 2xx.
+        (api-facts §1.4); by default the emulator takes the harder case for clients: valid inputs
+        are applied and failures are reported per record, so an adapter must read `errors[]` on a
+        2xx. `store.batch_all_or_nothing` switches to the other documented shape: one invalid value
+        fails the whole batch with a 400 that names no record, and nothing is applied.
         """
         object_type = self._object_type(object_type)
         started = hs_datetime(self._clock())
         inputs = _batch_inputs(_body_object(body), BATCH_LIMIT)
         updates = [_update_input(item) for item in inputs]
         _refuse_duplicates([key for key, _, _, _ in updates])
+        if self.store.batch_all_or_nothing:
+            invalid = [
+                problem for _, _, values, _ in updates for problem in self._problems(object_type, values)
+            ]
+            if invalid:
+                raise validation_error(
+                    "Property values were not valid: " + json.dumps(invalid, separators=(",", ":")),
+                    errors=[{"message": p["message"], "code": p["error"], "in": p["name"]} for p in invalid],
+                )
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         missing: list[str] = []

@@ -60,6 +60,8 @@ class HubSpotStore:
     requests: list[LoggedRequest] = field(default_factory=list)
     # False for a portal below Enterprise: the Events API answers 403
     events_api: bool = True
+    # True: one invalid value fails a whole batch update with a 400 (see HubSpotEmulator._batch_update)
+    batch_all_or_nothing: bool = False
     # False keeps only method, path and status per request (benchmarks with 100,000s of requests)
     log_bodies: bool = True
     lock: threading.RLock = field(default_factory=threading.RLock)
