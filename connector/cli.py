@@ -67,18 +67,43 @@ def _settings(mappings_dir: Path | None = None) -> Settings:
 
 @cli.command()
 @mappings_option
-def validate(mappings_dir: Path | None) -> None:
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check the files against each configured CRM: properties, options, owners, sources.",
+)
+def validate(mappings_dir: Path | None, online: bool) -> None:
     """Check the mapping files; print OK or every problem with file:line:column."""
     from connector.mapping.loader import load_mappings
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
+    checked = _validate_online(settings, mappings) if online else []
     c = mappings.criteria
     out.print(
         f"OK: {settings.mappings_dir} — {len(c.signals)} signals, {len(c.fit.rules)} fit rules, "
         f"{len(c.rules)} stage rules, {len(c.disqualifiers)} disqualifiers, "
         f"{len(mappings.routing.pools)} pools (criteria version {mappings.criteria_version})"
+        + (f"; checked online against {', '.join(checked)}" if checked else "")
     )
+
+
+def _validate_online(settings: Settings, mappings: Any) -> list[str]:
+    """Run every configured CRM's online checker; raise one MappingError with all their issues."""
+    from connector.crm.online import CHECKS
+
+    issues = []
+    checked = []
+    for crm in mappings.crms:
+        check = CHECKS.get(crm)
+        if check is None:
+            err.print(f"note: no online check for {crm} yet; its mapping was checked offline only")
+            continue
+        issues += check(settings, mappings)
+        checked.append(crm)
+    if issues:
+        raise MappingError(issues)
+    return checked
 
 
 # --------------------------------------------------------------------------- plan / sync

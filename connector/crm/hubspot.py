@@ -904,6 +904,13 @@ class HubSpotAdapter:
         )
         return {str(p.name): p.to_dict() for p in page.results or []}
 
+    def event_types(self) -> set[str]:
+        """Event type names the portal knows (HubSpot lists every type, used or not)."""
+        answer = self._call(
+            "listing event types", "events:types", self._events, "get_types", forbidden=EVENTS_FORBIDDEN
+        )
+        return {str(name) for name in (answer.event_types or [])}
+
     def _stage_rank(self) -> dict[str, int]:
         definition = self.property_definition(self.mapping.stage.property) or {}
         options = definition.get("options") or []

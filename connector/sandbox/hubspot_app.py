@@ -1030,6 +1030,11 @@ class HubSpotEmulator:
         A portal without the Events API (`store.events_api` False: below Enterprise) answers 403
         MISSING_SCOPES (the emulator's choice; HubSpot documents the tier, not the error).
         """
+        self._require_events_api()
+        selected = [e for e in self.store.events if self._event_selected(request, e)]
+        return self._events_page(request, selected)
+
+    def _require_events_api(self) -> None:
         if not self.store.events_api:
             raise ApiError(
                 403,
@@ -1038,7 +1043,8 @@ class HubSpotEmulator:
                 "Read more about required scopes here: https://developers.hubspot.com/scopes.",
                 errors=[{"message": "The Events API requires an Enterprise subscription"}],
             )
-        selected = [e for e in self.store.events if self._event_selected(request, e)]
+
+    def _events_page(self, request: Request, selected: list[dict[str, Any]]) -> Reply:
         descending = any(s.upper() in ("DESCENDING", "-OCCURREDAT") for s in _query_list(request, "sort"))
         selected.sort(
             key=lambda e: (instant(str(e["occurredAt"])), _numeric_id(str(e["id"]))), reverse=descending
@@ -1088,6 +1094,7 @@ class HubSpotEmulator:
         return True
 
     def _event_types(self, request: Request, body: Any) -> Reply:
+        self._require_events_api()
         names = {str(e.get("eventType")) for e in self.store.events} | {"e_visited_page"}
         return Reply(200, {"eventTypes": sorted(names)})
 
