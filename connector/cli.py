@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,13 +38,20 @@ log = logging.getLogger("connector.cli")
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="How much to log on stderr.",
 )
-def cli(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "json", "text"]),
+    help="auto: JSON lines when stderr is not a terminal (containers), text otherwise.",
+)
+def cli(log_level: str, log_format: str) -> None:
     """Lifecycle connector: shared MQL/SQL criteria, executed against your CRM.
 
     Configuration comes from CONNECTOR_* environment variables (or a .env file); criteria and
     routing from the YAML files in CONNECTOR_MAPPINGS_DIR (default ./mappings).
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
 
 
 def mappings_option(fn: F) -> F:
@@ -127,15 +136,100 @@ def plan(mappings_dir: Path | None, limit: int, as_json: bool) -> None:
 
 @cli.command()
 @mappings_option
-def sync(mappings_dir: Path | None) -> None:
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write Prometheus metrics of this run to a textfile (node-exporter textfile collector).",
+)
+@click.option("--pushgateway", help="Push this run's metrics to a Prometheus Pushgateway at this address.")
+def sync(mappings_dir: Path | None, metrics_file: Path | None, pushgateway: str | None) -> None:
     """Pull changes, evaluate the criteria, route owners and write what changed."""
     from connector import report as rep
+    from connector.metrics import Metrics
 
+    started = time.monotonic()
     with _engine(mappings_dir) as engine:
         report = engine.sync(command="sync")
+        crms = list(engine.crms)
+    if metrics_file or pushgateway:
+        metrics = Metrics()
+        metrics.observe(report, duration=time.monotonic() - started, finished_at=time.time(), crm=crms)
+        if metrics_file:
+            metrics.write_textfile(metrics_file)
+        if pushgateway:
+            metrics.push(pushgateway)
     rep.print_summary(out, report)
-    if report.failures:
+    if report.exit_code:
         raise SystemExit(report.exit_code)
+
+
+@cli.command()
+@mappings_option
+@click.option("--every", help="Run every interval, e.g. 15m, 1h, 1h30m (first run immediately).")
+@click.option("--cron", "cron_expr", help='Run on a cron schedule in UTC, e.g. "*/15 * * * *".')
+@click.option("--jitter", default="0s", show_default=True, help="Random delay up to this before each run.")
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",  # noqa: S104 - a container's metrics must be reachable by the scraper
+    show_default=True,
+    help="Address for /metrics and /healthz (all interfaces, for scrapers).",
+)
+@click.option(
+    "--metrics-port", default=9464, show_default=True, help="Port for /metrics and /healthz (0 = any)."
+)
+@click.option("--no-metrics", is_flag=True, help="Do not serve /metrics and /healthz.")
+def run(
+    mappings_dir: Path | None,
+    every: str | None,
+    cron_expr: str | None,
+    jitter: str,
+    metrics_host: str,
+    metrics_port: int,
+    no_metrics: bool,
+) -> None:
+    """Keep running on a schedule. SIGTERM finishes the page in flight, saves cursors, exits 0."""
+    import signal
+
+    from connector import scheduler as sched
+    from connector.errors import ConfigError
+    from connector.metrics import Metrics
+    from connector.sandbox.server import serve_in_thread
+
+    if (every is None) == (cron_expr is None):
+        raise ConfigError("connector run: give exactly one of --every INTERVAL or --cron EXPRESSION")
+    schedule: sched.Schedule = (
+        sched.Every(sched.parse_interval(every)) if every else sched.Cron(str(cron_expr))
+    )
+    jitter_delta = sched.parse_interval(jitter) if jitter.strip() not in ("0", "0s", "") else timedelta(0)
+    metrics = Metrics()
+    server = None if no_metrics else serve_in_thread(metrics.wsgi_app(), host=metrics_host, port=metrics_port)
+    if server is not None:
+        log.warning(
+            "serving metrics on %s/metrics", server.url, extra={"event": "metrics.serving", "url": server.url}
+        )
+    try:
+        with _engine(mappings_dir) as engine:
+            crms = list(engine.crms)
+
+            def job(should_stop: Callable[[], bool]) -> None:
+                started = time.monotonic()
+                try:
+                    report = engine.sync(command="run", should_stop=should_stop)
+                except ConnectorError as exc:
+                    metrics.observe_failure(type(exc).__name__)
+                    raise
+                metrics.observe(
+                    report, duration=time.monotonic() - started, finished_at=time.time(), crm=crms
+                )
+
+            scheduler = sched.Scheduler(schedule, job, jitter=jitter_delta)
+            signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+            signal.signal(signal.SIGINT, lambda *_: scheduler.stop())
+            code = scheduler.run()
+    finally:
+        if server is not None:
+            server.stop()
+    raise SystemExit(code)
 
 
 # --------------------------------------------------------------------------- explain / status
@@ -173,6 +267,33 @@ def status() -> None:
         rep.print_status(out, store)
     finally:
         store.close()
+
+
+@cli.command("report")
+@mappings_option
+@click.option("--run", "run_id", help="Run id (default: the latest sync).")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Write the page here.",
+)
+def report_cmd(mappings_dir: Path | None, run_id: str | None, html_path: Path) -> None:
+    """Write a readable report: funnel, changes of a run, MQL->SQL over time, hand-offs, failures."""
+    from connector import html_report
+    from connector.mapping.loader import load_mappings
+    from connector.state.store import StateStore
+
+    settings = _settings(mappings_dir)
+    mappings = load_mappings(settings.mappings_dir)
+    store = StateStore.open(settings.state_url)
+    try:
+        data = html_report.collect(store, mappings, run_id)
+    finally:
+        store.close()
+    html_path.write_text(html_report.render(data), encoding="utf-8")
+    out.print(f"Report written to {html_path}")
 
 
 # --------------------------------------------------------------------------- sandbox / demo

@@ -122,7 +122,7 @@ def run_demo(
             second = engine.sync(command="demo")
             extra = len(store.writes()) - writes_before
             console.print(
-                f"Second sync: {second.counts['evaluated']} people re-evaluated, {extra} write requests "
+                f"Second sync: {second.counts['people']} people re-evaluated, {extra} write requests "
                 f"({'idempotent' if extra == 0 else 'NOT idempotent'})."
             )
         finally:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.crm.base import CrmAdapter, Page
-from connector.errors import ConfigError, ConnectorError, ExitCode
+from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode
 from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.identity import email_domain, normalize_email
 from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
@@ -43,7 +43,7 @@ from connector.state.store import StateStore
 
 log = logging.getLogger("connector.engine")
 
-EXAMPLES_PER_RULE = 1
+PENDING_BATCH = 100  # records re-read per call when evaluating people with new activity only
 
 
 @dataclass
@@ -74,6 +74,12 @@ class RunReport:
     examples: dict[str, PersonResult] = field(default_factory=dict)
     failures: list[WriteResult] = field(default_factory=list)
     api_calls: int = 0
+    stopped: bool = False
+    limited: str | None = None
+    """Set when a CRM's daily API budget ran out: the run stopped after the last committed page
+    (cursors saved there) and the next run resumes from it."""
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    """People per stage decided this run (a person seen in several feeds counts once)."""
 
     @property
     def intents(self) -> list[WriteIntent]:
@@ -81,7 +87,23 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return ExitCode.PARTIAL if self.failures else ExitCode.OK
+        return ExitCode.PARTIAL if self.failures or self.limited else ExitCode.OK
+
+
+class _ActiveOwners:
+    """Active owner ids per CRM, read from the CRM on first use within a run."""
+
+    def __init__(self, crms: Mapping[Crm, CrmBinding], report: RunReport) -> None:
+        self._crms = crms
+        self._report = report
+        self._active: dict[Crm, frozenset[str]] = {}
+
+    def of(self, crm: Crm) -> frozenset[str]:
+        if crm not in self._active:
+            owners = self._crms[crm].adapter.owners()
+            self._report.owners.update({o.id: o for o in owners})
+            self._active[crm] = frozenset(o.id for o in owners if o.active and not o.is_queue)
+        return self._active[crm]
 
 
 @dataclass(frozen=True)
@@ -126,40 +148,116 @@ class Engine:
 
     # ------------------------------------------------------------------ the pass
 
-    def sync(self, *, dry_run: bool = False, command: str = "sync") -> RunReport:
+    def sync(
+        self,
+        *,
+        dry_run: bool = False,
+        command: str = "sync",
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> RunReport:
+        """One pass. `should_stop` is asked between pages: a graceful stop (SIGTERM) finishes the
+        page in flight, whose cursor is then saved, and ends the run as "stopped"."""
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
+            log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
             try:
-                self._pass(report, now)
+                self._pass(report, now, should_stop)
+            except DailyLimitExhausted as exc:
+                report.limited = exc.message
+                log.warning(
+                    "run stopped by the daily API limit: %s", exc.message,
+                    extra={"event": "run.limited", "run_id": report.run_id},
+                )  # fmt: skip
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
+                log.error(
+                    "run failed: %s", exc.message,
+                    extra={"event": "run.failed", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
                 raise
-            self.store.finish_run(report.run_id, "partial" if report.failures else "ok", report.counts)
+            status = "stopped" if report.stopped else "partial" if report.failures or report.limited else "ok"
+            report.stage_counts = self.store.stage_counts(run_id=report.run_id)
+            report.counts["people"] = sum(report.stage_counts.values())
+            self.store.finish_run(report.run_id, status, report.counts, error=report.limited)
         report.api_calls = self.api_calls - calls_before
+        event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
+        log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
 
-    def _pass(self, report: RunReport, now: datetime) -> None:
-        active: dict[Crm, frozenset[str]] = {}
-        for crm, binding in self.crms.items():
-            owners = binding.adapter.owners()
-            report.owners.update({o.id: o for o in owners})
-            active[crm] = frozenset(o.id for o in owners if o.active and not o.is_queue)
+    def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
+        """Activity feeds first (timelines only), then changed records, then everyone whose
+        timeline grew but who was not among the changed records — each person decided once, with
+        all their new activity in, so a backfill never writes an interim stage.
+
+        Owners are read when the first page needs them: a run with nothing new costs only the
+        feeds' own calls (for HubSpot, one search and one events call per event type).
+        """
+        for binding in self.crms.values():
+            start_run = getattr(binding.adapter, "start_run", None)
+            if start_run is not None:
+                start_run()  # per-run caches (owners, companies) start empty
+        active = _ActiveOwners(self.crms, report)
         pointers = self.store.pointers()
+        feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
+        feeds.sort(key=lambda item: item[1].kind != "activities")
+        for crm, feed in feeds:
+            for page in feed.pull(self.store.get_cursor(feed.scope)):
+                if feed.kind == "activities":
+                    self._activity_page(report, crm, page, feed.scope)
+                else:
+                    self._page(report, crm, page, feed.scope, active.of(crm), pointers, now)
+                if self._stop_requested(report, should_stop):
+                    return
         for crm, binding in self.crms.items():
-            for feed in binding.adapter.feeds(now):
-                for page in feed.pull(self.store.get_cursor(feed.scope)):
-                    self._page(report, crm, page, feed.scope, active[crm], pointers, now)
+            while batch := self.store.pending(crm, limit=PENDING_BATCH):
+                ids = [record_id for _object, record_id in batch]
+                records = binding.adapter.read(ids)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active.of(crm), pointers, now)  # fmt: skip
+                gone = sorted(set(ids) - {r.record_id for r in records})
+                if gone:  # deleted or merged in the CRM since: nothing left to decide
+                    with self.store.transaction():
+                        for object_type in {o for o, rid in batch if rid in gone}:
+                            self.store.clear_pending(crm, object_type, gone)
+                if self._stop_requested(report, should_stop):
+                    return
+
+    @staticmethod
+    def _stop_requested(report: RunReport, should_stop: Callable[[], bool]) -> bool:
+        if should_stop():
+            report.stopped = True
+            log.info("stopping after the page in flight", extra={"event": "run.stopping"})
+        return report.stopped
+
+    def _activity_page(self, report: RunReport, crm: Crm, page: Page, scope: str) -> None:
+        """Append a page of activities and mark their people for evaluation, with the cursor."""
+        records = {r.record_id: r for r in page.records}
+        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
+        with self.store.transaction():
+            for object_type in {r.object_type for r in records.values()}:
+                marked = {
+                    rid: pid for rid, pid in person_of.items() if records[rid].object_type == object_type
+                }
+                self.store.mark_pending(crm, object_type, marked)
+            if page.cursor is not None:
+                self.store.set_cursor(scope, page.cursor)
+        log.info(
+            "activity page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "activities": len(page.activities), "written": 0, "failed": 0, "cursor": page.cursor},
+        )  # fmt: skip
 
     def _page(
         self,
         report: RunReport,
         crm: Crm,
         page: Page,
-        scope: str,
+        scope: str | None,
         active: frozenset[str],
         pointers: dict[str, int],
         now: datetime,
@@ -197,9 +295,18 @@ class Engine:
                 self.store.save_decision(report.run_id, result.decision)
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
-            if page.cursor is not None:
+            for object_type in {r.object_type for r in records.values()}:
+                ids = [rid for rid, r in records.items() if r.object_type == object_type]
+                self.store.clear_pending(crm, object_type, ids)
+            if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         self._tally(report, results, written)
+        log.info(
+            "page done",
+            extra={"event": "page.done", "run_id": report.run_id, "scope": scope, "records": len(records),
+                   "written": sum(1 for w in written if w.ok), "failed": sum(1 for w in written if not w.ok),
+                   "cursor": page.cursor},
+        )  # fmt: skip
 
     def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:
         failed = {w.intent.record_id for w in written if not w.ok}
@@ -209,7 +316,6 @@ class Engine:
         report.counts["evaluated"] += len(results)
         for result in results:
             decision = result.decision
-            report.counts[f"stage:{decision.stage}"] += 1
             if result.intent is not None:
                 report.counts["intents"] += 1
             if report.dry_run:

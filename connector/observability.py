@@ -7,9 +7,12 @@ before an error message leaves them.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
+from typing import Any
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -39,16 +42,53 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        for key in _event_keys(record):
+            value = record.__dict__[key]
+            if isinstance(value, str):
+                record.__dict__[key] = redact(value)
         return True
 
 
-def configure_logging(level: str = "WARNING") -> None:
-    """Human-readable logs on stderr; every record passes through redaction."""
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def _event_keys(record: logging.LogRecord) -> list[str]:
+    """Fields passed with `extra=` (run_id, phase, counts...), i.e. not LogRecord's own."""
+    return [k for k in record.__dict__ if k not in _STANDARD_ATTRS and not k.startswith("_")]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and every `extra=` field.
+
+    Containers ship stderr to a log pipeline; one event per line parses without guessing.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in _event_keys(record):
+            event[key] = record.__dict__[key]
+        if record.exc_info:
+            event["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(event, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str = "WARNING", fmt: str = "auto") -> None:
+    """Logs on stderr: JSON lines when stderr is not a terminal (or `fmt="json"`), readable text
+    otherwise; every record passes through redaction."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    if use_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("urllib3", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -30,7 +30,7 @@ def print_plan(console: Console, report: RunReport, *, limit: int = 50) -> None:
     intents = report.intents
     console.print(
         f"[bold]Plan[/bold]: {report.counts['records_read']} records read, "
-        f"{report.counts['evaluated']} evaluated, {len(intents)} would change "
+        f"{report.counts['people']} people evaluated, {len(intents)} would change "
         f"({sum(len(i.changes) for i in intents)} property writes). Nothing was written."
     )
     if not intents:
@@ -76,15 +76,14 @@ def print_summary(console: Console, report: RunReport) -> None:
     c = report.counts
     console.print(
         f"[bold]Sync {report.run_id}[/bold]: {c['records_read']} records read, {c['activities_new']} new "
-        f"activities, {c['evaluated']} people evaluated, {c['written']} records written, "
+        f"activities, {c['people']} people evaluated, {c['written']} records written, "
         f"{c['failed']} failed, {report.api_calls} API calls."
     )
     stages = Table(title="People evaluated, by stage")
     stages.add_column("stage")
     stages.add_column("people", justify="right")
-    for key, n in sorted(c.items()):
-        if key.startswith("stage:"):
-            stages.add_row(key.removeprefix("stage:"), str(n))
+    for stage, n in sorted(report.stage_counts.items()):
+        stages.add_row(stage, str(n))
     console.print(stages)
     moves = report.transitions
     if moves:
@@ -107,6 +106,8 @@ def print_summary(console: Console, report: RunReport) -> None:
         console.print(
             f"[red]failed[/red] {failure.intent.crm} {failure.intent.record_id}: {failure.error}", markup=True
         )
+    if report.limited:
+        console.print(f"[yellow]stopped early[/yellow]: {report.limited}", markup=True)
 
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:

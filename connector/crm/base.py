@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from connector.model import Crm, CrmRecord, Owner, SourceActivity, WriteIntent, WriteResult
 
@@ -27,10 +27,16 @@ class Page:
 
 @dataclass(frozen=True)
 class Feed:
-    """One cursor scope (e.g. "hubspot:contacts") and how to read its pages after a cursor value."""
+    """One cursor scope (e.g. "hubspot:contacts") and how to read its pages after a cursor value.
+
+    `records` feeds bring changed records to evaluate. `activities` feeds (web events, SF tasks)
+    only add to timelines: the engine reads them first and marks their people for evaluation, so
+    a backfill never writes a stage computed before all of a person's activity was in.
+    """
 
     scope: str
     pull: Callable[[str | None], Iterator[Page]]
+    kind: Literal["records", "activities"] = "records"
 
 
 class CrmAdapter(Protocol):
@@ -41,6 +47,10 @@ class CrmAdapter(Protocol):
 
     def feeds(self, until: datetime) -> list[Feed]:
         """Change feeds bounded above by `until`, so a run ends and what changes later waits."""
+        ...
+
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        """Current records by id (unknown ids are absent), for people marked for evaluation."""
         ...
 
     def find(self, key: str) -> CrmRecord | None:

@@ -357,7 +357,7 @@ class HubSpotAdapter:
         if self.mapping.activities.events.enabled:
             for event_type in self.mapping.activities.events.types:
                 pull = partial(self._event_feed, event_type, until=until)
-                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull))
+                out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
         return out
 
     def _contact_feed(self, cursor: str | None, until: datetime) -> Iterator[Page]:
@@ -485,12 +485,12 @@ class HubSpotAdapter:
     # ------------------------------------------------------------------ events
 
     def _event_feed(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
-        """Event pages with the contacts they concern. Only the events are read ahead: a contact
-        can appear on consecutive pages, so its record is read when its page is consumed, after
-        the previous page's writes (a record read ahead could miss an owner just assigned)."""
-        for activities, next_cursor in prefetch(
-            self._event_pages(event_type, cursor, until), self.prefetch_pages
-        ):
+        """Event pages with the contacts they concern (to resolve their people), read ahead: an
+        activities page only extends timelines, so nothing written meanwhile can make it stale."""
+        return prefetch(self._event_record_pages(event_type, cursor, until), self.prefetch_pages)
+
+    def _event_record_pages(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+        for activities, next_cursor in self._event_pages(event_type, cursor, until):
             records = self.read_contacts(sorted({a.record_id for a in activities})) if activities else []
             yield Page(records=records, activities=activities, cursor=next_cursor)
 
@@ -565,6 +565,9 @@ class HubSpotAdapter:
         )
 
     # ------------------------------------------------------------------ records and activities
+
+    def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
+        return self.read_contacts(record_ids)
 
     def find(self, key: str) -> CrmRecord | None:
         key = key.strip()

@@ -176,3 +176,15 @@ failed_writes = Table(
     Column("last_failed_at", UtcDateTime(), nullable=False),
     Column("run_id", String(40), nullable=False),
 )
+
+pending = Table(
+    "pending",
+    metadata,
+    Column("crm", String(20), primary_key=True),
+    Column("object_type", String(40), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("person_id", String(40), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
+)
+"""Records whose person has new activity but has not been evaluated since (crash-safe hand-over
+from activity feeds to the evaluation pass)."""

@@ -16,7 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
@@ -270,6 +282,38 @@ class StateStore:
                     )
         return out
 
+    # ------------------------------------------------------------------ pending evaluation
+
+    def mark_pending(self, crm: Crm, object_type: str, records: Mapping[str, str]) -> None:
+        """Remember records (id -> person id) whose person needs evaluating; idempotent."""
+        now = _now()
+        with self._c() as c:
+            for record_id, person_id in records.items():
+                key = {"crm": crm, "object_type": object_type, "record_id": record_id}
+                _upsert(c, t.pending, key, {"person_id": person_id, "since": now})
+
+    def clear_pending(self, crm: Crm, object_type: str, record_ids: Sequence[str]) -> None:
+        p = t.pending.c
+        with self._c() as c:
+            for chunk in _chunks(list(record_ids), 500):
+                c.execute(
+                    t.pending.delete().where(
+                        p.crm == crm, p.object_type == object_type, p.record_id.in_(chunk)
+                    )
+                )
+
+    def pending(self, crm: Crm, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (object_type, record_id) still to evaluate for `crm`, oldest first."""
+        p = t.pending.c
+        with self._c() as c:
+            rows = c.execute(
+                select(p.object_type, p.record_id)
+                .where(p.crm == crm)
+                .order_by(p.since, p.record_id)
+                .limit(limit)
+            )
+            return [(r.object_type, r.record_id) for r in rows]
+
     # ------------------------------------------------------------------ decisions
 
     def save_decision(self, run_id: str, decision: Decision) -> None:
@@ -316,9 +360,13 @@ class StateStore:
             trace=json.loads(r.trace_json),
         )
 
-    def stage_counts(self) -> dict[str, int]:
+    def stage_counts(self, run_id: str | None = None) -> dict[str, int]:
+        """People per last decided stage (only those decided in `run_id`, if given)."""
+        query = select(t.decisions.c.stage, func.count()).group_by(t.decisions.c.stage)
+        if run_id is not None:
+            query = query.where(t.decisions.c.run_id == run_id)
         with self._c() as c:
-            rows = c.execute(select(t.decisions.c.stage, func.count()).group_by(t.decisions.c.stage))
+            rows = c.execute(query)
             return {str(stage): int(n) for stage, n in rows}
 
     # ------------------------------------------------------------------ writes
@@ -429,6 +477,22 @@ class StateStore:
             query = query.where(t.audit.c.person_id == person_id)
         with self._c() as c:
             return [dict(r._mapping) for r in c.execute(query)]
+
+    def daily_writes(self, properties: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        """(day, crm, value written, count) of successful writes of these properties, by day.
+
+        Aggregated in SQL so a report over years of audit stays small in memory.
+        """
+        a = t.audit.c
+        day = func.substr(func.cast(a.at, String), 1, 10)
+        query = (
+            select(day, a.crm, a.after, func.count())
+            .where(a.property.in_(list(properties)), a.outcome == "written")
+            .group_by(day, a.crm, a.after)
+            .order_by(day)
+        )
+        with self._c() as c:
+            return [(str(d), str(crm), str(after), int(n)) for d, crm, after, n in c.execute(query)]
 
     # ------------------------------------------------------------------ routing
 

@@ -120,3 +120,54 @@ def test_audit_log_records_every_write_with_before_after_and_reason(demo, connec
     assert all(r["outcome"] == "written" and r["reason"] for r in rows)
     stage_rows = [r for r in rows if r["property"] == "lifecyclestage"]
     assert any(r["before"] != r["after"] for r in stage_rows)
+
+
+def test_a_backfill_writes_each_contact_at_most_once(demo, connector_env) -> None:
+    """Activity feeds are read before contacts are decided, so no interim stage is ever written."""
+    store, _ = demo
+    assert run_cli("sync") == 0
+    written = Counter(i["id"] for r in store.writes() for i in r.body["inputs"])
+    assert written
+    assert max(written.values()) == 1
+
+
+def test_new_web_activity_alone_promotes_a_person_on_the_next_run(demo, connector_env, monkeypatch) -> None:
+    """A contact whose record did not change but who visited pricing pages is still re-decided."""
+    from datetime import UTC, datetime, timedelta
+
+    from connector.sandbox.hubspot_store import hs_datetime
+
+    store, outcomes = demo
+    monkeypatch.setenv("CONNECTOR_HUBSPOT_SEARCH_LAG", "0")
+    assert run_cli("sync") == 0
+    target = next(o for o in outcomes if o.persona == "subscriber_newsletter")
+    assert store.contacts[target.contact_id]["lifecyclestage"] == "subscriber"
+    before = store.contacts[target.contact_id]["lastmodifieddate"]
+    now = datetime.now(UTC)
+    for i in range(6):  # pricing and solution pages, a demo request: enough for sql_hand_raise or an MQL rule
+        store.events.append({
+            "id": f"late-{i}", "eventType": "e_visited_page", "objectType": "contact",
+            "objectId": target.contact_id, "occurredAt": hs_datetime(now - timedelta(minutes=30 - i)),
+            "properties": {"hs_url": "https://www.example.com/pricing"},
+        })  # fmt: skip
+    assert store.contacts[target.contact_id]["lastmodifieddate"] == before
+    assert run_cli("sync") == 0
+    stage = store.contacts[target.contact_id]["lifecyclestage"]
+    assert stage != "subscriber", "the new page views were evaluated without any contact change"
+
+
+def test_people_marked_by_an_interrupted_run_are_decided_by_the_next(demo, connector_env) -> None:
+    """The activity feed's cursor commits with its 'to evaluate' marks: stopping right after it
+    must not lose those people."""
+    from connector.cli import _engine
+
+    store, outcomes = demo
+    with _engine(None) as engine:
+        report = engine.sync(should_stop=lambda: True)  # stop after the first page (an activity page)
+        assert report.stopped
+        assert store.writes() == []
+        assert engine.store.pending("hubspot", limit=1000)
+    assert run_cli("sync") == 0
+    from connector.demo import check_expected
+
+    assert check_expected(store, outcomes) == []
