@@ -287,7 +287,17 @@ class Engine:
             results.append(result)
 
         intents = [r.intent for r in results if r.intent is not None]
-        written = [] if report.dry_run or not intents else binding.adapter.apply(intents)
+        try:
+            written = [] if report.dry_run or not intents else binding.adapter.apply(intents)
+        except DailyLimitExhausted as stop:
+            # Part of the page's writes landed before the budget ran out: audit them, keep the
+            # cursor where it was (the rerun reads the page again and the diff skips what landed).
+            landed = [w for w in stop.done if isinstance(w, WriteResult)]
+            with self.store.transaction():
+                for res in landed:
+                    self.store.record_write(report.run_id, res)
+            self._tally(report, [], landed)
+            raise
         with self.store.transaction():
             for res in written:
                 self.store.record_write(report.run_id, res)

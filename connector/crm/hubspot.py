@@ -47,7 +47,7 @@ from connector.crm.hubspot_cursor import Position, epoch_ms, from_epoch_ms
 from connector.crm.hubspot_errors import headers_of, status_of, translate
 from connector.crm.pacing import Kind, Pacer, PacingLimits
 from connector.crm.retry import RetryPolicy
-from connector.errors import ConfigError, FatalError, RateLimited
+from connector.errors import ConfigError, DailyLimitExhausted, FatalError, RateLimited
 from connector.mapping.schema import HistorySource, HubSpotMapping
 from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
 from connector.observability import redact
@@ -195,6 +195,7 @@ class HubSpotAdapter:
 
     def start_run(self) -> None:
         """Forget what is cached per run: owners, companies, property definitions."""
+        self.pacer.new_run()
         with self._lock:
             self._owner_cache: list[Owner] | None = None
             self._company_cache: dict[str, dict[str, str | None]] = {}
@@ -237,6 +238,8 @@ class HubSpotAdapter:
                 if missing_ok and status_of(exc) == 404:
                     return None
                 error = translate(exc, action)
+                if isinstance(error, DailyLimitExhausted):
+                    self.pacer.exhaust()  # the other threads stop before sending, not after a 429
                 if forbidden is not None and status_of(exc) == 403:
                     raise ConfigError(forbidden, detail=error.detail) from None
                 if isinstance(error, RateLimited) and error.retry_after:
@@ -1058,9 +1061,20 @@ class HubSpotAdapter:
         return [results[i.record_id] for i in intents]
 
     def _update_all(self, intents: list[WriteIntent]) -> list[WriteResult]:
-        return [
-            r for batch in self.pool.map(self._update_batch, _chunks(intents, BATCH_LIMIT)) for r in batch
-        ]
+        """Every batch runs to its end even when the daily budget runs out meanwhile: what landed
+        is handed over with the stop (`DailyLimitExhausted.done`), so it can be recorded."""
+        outcomes = self.pool.map(self._update_batch_or_stop, _chunks(intents, BATCH_LIMIT))
+        results = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
+        stops = [outcome for outcome in outcomes if isinstance(outcome, DailyLimitExhausted)]
+        if stops:
+            raise DailyLimitExhausted(stops[0].message, detail=stops[0].detail, done=results)
+        return results
+
+    def _update_batch_or_stop(self, chunk: list[WriteIntent]) -> list[WriteResult] | DailyLimitExhausted:
+        try:
+            return self._update_batch(chunk)
+        except DailyLimitExhausted as stop:
+            return stop
 
     def _update_batch(self, chunk: list[WriteIntent]) -> list[WriteResult]:
         body = BatchInputSimplePublicObjectBatchInput(

@@ -128,6 +128,7 @@ class Pacer:
             else None
         )
         self._daily_left: int | None = limits.daily
+        self._in_flight = 0
         self._paused_until = 0.0
         self.stats = PacerStats()
 
@@ -156,6 +157,7 @@ class Pacer:
                 window.book(slot)
             if self._daily_left is not None:
                 self._daily_left -= 1
+            self._in_flight += 1
             self.stats.granted[kind] += 1
             self.stats.slots.append((kind, slot))
             wait = slot - now
@@ -167,7 +169,15 @@ class Pacer:
     # ------------------------------------------------------------------ after a response
 
     def observe(self, headers: Mapping[str, str] | None) -> None:
-        """Take HubSpot's own view from `X-HubSpot-RateLimit-*` headers, when present."""
+        """A request granted by `acquire` got its answer (or failed): call exactly once per request.
+
+        Takes HubSpot's own view from `X-HubSpot-RateLimit-*` headers, when present. HubSpot's
+        daily count cannot include our requests still in flight, so those are taken off the
+        `Daily-Remaining` it reports (stopping a little early rather than collecting 429s). Within
+        a run the daily estimate only goes down; `new_run` starts it afresh.
+        """
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
         if not headers:
             return
         values = {k.lower(): v for k, v in headers.items()}
@@ -187,13 +197,27 @@ class Pacer:
                 for _ in range(max(0, others)):
                     window.book(max(now, window.times[-1]) if window.times else now)
             if daily_remaining is not None:
-                self._daily_left = daily_remaining
+                # Answers can be handled out of order: an older, higher count never raises ours.
+                reported = daily_remaining - self._in_flight
+                self._daily_left = reported if self._daily_left is None else min(self._daily_left, reported)
 
     def penalise(self, seconds: float, kind: Kind = "general") -> None:
         """A 429 came anyway: every thread waits `seconds` before its next request of any kind."""
         with self._lock:
             self.stats.penalties += 1
             self._paused_until = max(self._paused_until, self._now() + max(0.0, seconds))
+
+    def new_run(self) -> None:
+        """A run starts (`connector run` keeps one pacer): the daily estimate starts from the limit
+        again, and HubSpot's Daily-Remaining header corrects it on the first answer."""
+        with self._lock:
+            self._daily_left = self.limits.daily
+            self._paused_until = 0.0
+
+    def exhaust(self) -> None:
+        """HubSpot answered a DAILY 429: no thread sends another request this run."""
+        with self._lock:
+            self._daily_left = min(self._daily_left or 0, self.limits.daily_reserve)
 
     @property
     def daily_left(self) -> int | None:

@@ -213,6 +213,8 @@ class RateLimits:
     ten_secondly: int | None = None
     search_per_second: int | None = None
     daily: int | None = None
+    headers: bool = True
+    """Send X-HubSpot-RateLimit-* headers (private apps get them; OAuth apps do not, api-facts §5)."""
 
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
@@ -251,13 +253,15 @@ class _Limiter:
         if search_limit is not None and not _admit(self._search, now, 1.0, search_limit):
             return Reply(429, rate_limit_body("SECONDLY"), {"Retry-After": "1"})
         if burst_limit is not None and not _admit(self._burst, now, 10.0, burst_limit):
-            return Reply(429, rate_limit_body("TEN_SECONDLY_ROLLING"), self._headers())
+            headers = self._headers() if self.limits.headers else {}
+            return Reply(429, rate_limit_body("TEN_SECONDLY_ROLLING"), headers)
         self._daily += 1
         return None
 
     def headers(self, path: str) -> dict[str, str]:
-        """X-HubSpot-RateLimit-* headers for a successful call (not sent on search responses)."""
-        return {} if path.endswith("/search") else self._headers()
+        """X-HubSpot-RateLimit-* headers for a successful call (not sent on search responses, nor
+        at all with `RateLimits(headers=False)`, as for OAuth apps)."""
+        return {} if path.endswith("/search") or not self.limits.headers else self._headers()
 
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}

@@ -157,6 +157,7 @@ def test_headers_lower_the_limit_and_replace_the_daily_estimate() -> None:
     p.acquire()
     with pytest.raises(DailyLimitExhausted):
         p.acquire()
+    p.new_run()
     p.observe({"x-hubspot-ratelimit-daily-remaining": "100"})  # header names in any case
     for _ in range(8):
         p.acquire()
@@ -200,3 +201,25 @@ def test_tier_defaults_follow_hubspots_published_limits() -> None:
     assert (TIER_LIMITS["professional"].ten_secondly, TIER_LIMITS["professional"].daily) == (190, 650_000)
     assert (TIER_LIMITS["enterprise"].ten_secondly, TIER_LIMITS["enterprise"].daily) == (190, 1_000_000)
     assert {limits.search_per_second for limits in TIER_LIMITS.values()} == {5}
+
+
+def test_requests_still_in_flight_are_taken_off_hubspots_daily_remaining() -> None:
+    p = pacer(PacingLimits(ten_secondly=None, search_per_second=None, daily=None), Clock())
+    for _ in range(4):
+        p.acquire()  # four requests sent, none answered yet
+    p.observe({"X-HubSpot-RateLimit-Daily-Remaining": "5"})  # the first answer: 3 still in flight
+    assert p.daily_left == 2
+    p.acquire()
+    p.acquire()
+    with pytest.raises(DailyLimitExhausted):
+        p.acquire()
+
+
+def test_a_new_run_starts_from_the_configured_daily_limit_again() -> None:
+    p = pacer(PacingLimits(ten_secondly=None, search_per_second=None, daily=10), Clock())
+    p.exhaust()
+    with pytest.raises(DailyLimitExhausted):
+        p.acquire()
+    p.new_run()
+    p.acquire()
+    assert p.daily_left == 9
