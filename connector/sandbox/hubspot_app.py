@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
 import uuid
 from collections import deque
@@ -396,6 +397,7 @@ class HubSpotEmulator:
         self.faults = Faults(sleep=sleep)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._limiter = _Limiter(limits or RateLimits(), monotonic)
+        self._limit_lock = threading.Lock()
         self._monotonic = monotonic
         self._failure_rate = 0.0
         self._failure_rng = random.Random(0)
@@ -489,31 +491,46 @@ class HubSpotEmulator:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Reply:
+        """Gate (token, rate limits) on arrival, then the latency, then the answer.
+
+        HubSpot counts a request against its limits when its edge receives it, before the backend
+        spends any time on it; so does the emulator. Counting after the injected latency (or after
+        waiting for the portal lock behind a slow search) would bunch requests that arrived apart.
+        """
         # The SDK calls "/crm/v3/owners/" and "/events/v3/events/"; HubSpot serves both spellings.
         path = request.path.rstrip("/") or "/"
+        arrived = self._monotonic()
+        forced = self.faults.take(request.method, path)
+        gated = None if forced is not None else self._gate(request, path)
         self.faults.wait(path)
         body, body_error = _parse_body(request)
-        forced = self.faults.take(request.method, path)
         if forced is not None:
             reply = Reply(forced.status, forced.body, dict(forced.headers))
+        elif gated is not None:
+            reply = gated
         else:
             reply = self._random_failure(path) or self._answer(request, path, body, body_error)
-        self._log(request, path, body, reply)
+        self._log(request, path, body, reply, arrived)
         return reply
+
+    def _gate(self, request: Request, path: str) -> Reply | None:
+        """The 401 or 429 this request gets on arrival, or None to let it through."""
+        try:
+            self._authenticate(request)
+        except ApiError as error:
+            return Reply(error.status, error.body())
+        with self._limit_lock:
+            return self._limiter.check(path)
 
     def _answer(self, request: Request, path: str, body: Any, body_error: ApiError | None) -> Reply:
         try:
-            self._authenticate(request)
-            with self.store.lock:
-                limited = self._limiter.check(path)
-            if limited is not None:
-                return limited
             if body_error is not None:
                 raise body_error
             endpoint, args = self._match(path, request.method)
             handler: Callable[..., Reply] = getattr(self, f"_{endpoint}")
             with self.store.lock:  # one request at a time mutates the portal (the server is threaded)
                 reply = handler(request, body, **args)
+            with self._limit_lock:
                 reply.headers.update(self._limiter.headers(path))
             return reply
         except ApiError as error:
@@ -547,7 +564,7 @@ class HubSpotEmulator:
                 401, "INVALID_AUTHENTICATION", "The access token provided is invalid or has been revoked."
             )
 
-    def _log(self, request: Request, path: str, body: Any, reply: Reply) -> None:
+    def _log(self, request: Request, path: str, body: Any, reply: Reply, arrived: float) -> None:
         keep = self.store.log_bodies
         entry = LoggedRequest(
             method=request.method,
@@ -556,7 +573,7 @@ class HubSpotEmulator:
             body=body if keep else None,
             status=reply.status,
             response=reply.body if keep else None,
-            at=self._monotonic(),
+            at=arrived,
         )
         with self.store.lock:
             self.store.requests.append(entry)

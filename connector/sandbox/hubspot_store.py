@@ -36,7 +36,7 @@ class LoggedRequest:
     status: int
     response: Any = None
     at: float = 0.0
-    """When the request was answered (the emulator's monotonic clock), for rate measurements."""
+    """When the request arrived (the emulator's monotonic clock; where limits count it)."""
 
 
 @dataclass
