@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.pacing import Pacer
 from connector.crm.retry import RetryPolicy
 from connector.mapping.schema import HubSpotMapping
+from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import HubSpotStore, hs_datetime
-from connector.sandbox.server import ServerThread
+from connector.sandbox.server import ServerThread, serve_in_thread
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -82,3 +84,16 @@ def make_adapter(
 
 def searches(store: HubSpotStore) -> list[Any]:
     return [r for r in store.requests if r.path.endswith("/search")]
+
+
+@contextmanager
+def spec_checked(emulator: HubSpotEmulator) -> Iterator[ServerThread]:
+    """Serve `emulator`; every exchange is checked against HubSpot's OpenAPI specs when
+    ../shared/specs/hubspot is present (tests/sandbox reports explicitly when it is not)."""
+    from sandbox.spec_check import SPEC_DIR, SpecChecker
+
+    checker = SpecChecker(emulator) if SPEC_DIR.is_dir() else None
+    with serve_in_thread(checker or emulator) as server:
+        yield server
+    if checker is not None:
+        assert checker.violations == [], "the adapter's HubSpot traffic broke HubSpot's OpenAPI spec"

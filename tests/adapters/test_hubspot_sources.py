@@ -16,7 +16,7 @@ from connector.sandbox.hubspot_app import HubSpotEmulator, RateLimits
 from connector.sandbox.hubspot_store import HubSpotStore, default_contact_properties, hs_datetime
 from connector.sandbox.server import ServerThread, serve_in_thread
 
-from .portal import T0, UNTIL, add_contact, make_adapter, mapping
+from .portal import T0, UNTIL, add_contact, make_adapter, mapping, spec_checked
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def portal() -> Iterator[tuple[HubSpotStore, HubSpotEmulator, ServerThread]]:
     store = HubSpotStore()
     store.properties["contacts"] = default_contact_properties()
     emulator = HubSpotEmulator(store)
-    with serve_in_thread(emulator) as server:
+    with spec_checked(emulator) as server:
         yield store, emulator, server
 
 

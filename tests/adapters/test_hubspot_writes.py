@@ -13,9 +13,9 @@ from connector.errors import FatalError
 from connector.model import WriteIntent
 from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import HubSpotStore, default_contact_properties, property_definition
-from connector.sandbox.server import ServerThread, serve_in_thread
+from connector.sandbox.server import ServerThread
 
-from .portal import T0, add_contact, make_adapter, mapping
+from .portal import T0, add_contact, make_adapter, mapping, spec_checked
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def portal() -> Iterator[tuple[HubSpotStore, HubSpotEmulator, ServerThread]]:
     for i in range(300):
         add_contact(store, 1000 + i, T0, lifecyclestage="lead")
     emulator = HubSpotEmulator(store)
-    with serve_in_thread(emulator) as server:
+    with spec_checked(emulator) as server:
         yield store, emulator, server
 
 
@@ -82,7 +82,8 @@ def test_a_400_is_never_retried_but_a_503_is(portal) -> None:
     sleeps: list[float] = []
     adapter = make_adapter(server, store, sleeps=sleeps)
     emulator.fail(400, path_prefix="/crm/v3/objects/contacts/batch/read", body={"status": "error",
-        "message": "Invalid input", "category": "VALIDATION_ERROR", "correlationId": "c"})  # fmt: skip
+        "message": "Invalid input", "category": "VALIDATION_ERROR",
+        "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf"})  # fmt: skip
     with pytest.raises(FatalError, match="400 VALIDATION_ERROR"):
         adapter.read_contacts(["1000"])
     assert len([r for r in store.requests if r.path.endswith("/batch/read")]) == 1
