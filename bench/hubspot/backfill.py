@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             os.environ["CONNECTOR_HUBSPOT_TEN_SECONDLY_LIMIT"] = "1000000"
             os.environ["CONNECTOR_HUBSPOT_SEARCH_PER_SECOND"] = "1000000"
-        report, seconds = backfill()
+        report, seconds = read_only() if args.reads_only else backfill()
         parent.send("done")
         log = parent.recv()
     finally:
@@ -246,6 +246,35 @@ def backfill() -> tuple[Any, float]:
         store.close()
         adapter.close()
     return report, seconds
+
+
+def read_only() -> tuple[Any, float]:
+    """The adapter's feeds read to the end with no engine behind them (no state, no writes): how
+    fast the HubSpot side alone runs, to tell it apart from the engine's own work per contact."""
+    from collections import Counter
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from connector.crm.factory import hubspot_adapter
+    from connector.mapping.loader import load_mappings
+    from connector.settings import load_settings
+
+    settings = load_settings()
+    mappings = load_mappings(settings.mappings_dir)
+    assert mappings.hubspot is not None
+    adapter = hubspot_adapter(settings, mappings.hubspot)
+    counts: Counter[str] = Counter()
+    started = time.monotonic()
+    try:
+        adapter.owners()
+        for feed in adapter.feeds(datetime.now(UTC)):
+            for page in feed.pull(None):
+                counts["evaluated"] += len(page.records)
+                counts["activities"] += len(page.activities)
+    finally:
+        seconds = time.monotonic() - started
+        adapter.close()
+    return SimpleNamespace(counts=counts), seconds
 
 
 def minimum_requests(counts: dict[str, int], writes: int) -> dict[str, int]:
@@ -297,6 +326,7 @@ def summarise(
         "achieved_per_10s": round(len(general) / span * 10, 1) if span else None,
         "busiest_10s": busiest,
         "limit_used": round(len(general) / span * 10 / args.limit, 3) if args.limit and span else None,
+        "activities_read": report.counts["activities"] or None,
         "records_written": report.counts["written"],
         "people_evaluated": report.counts["evaluated"],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -313,6 +343,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3, help="seconds before every answer")
     parser.add_argument("--workers", type=int, default=8, help="CONNECTOR_HUBSPOT_WORKERS")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="read the feeds through the adapter only: no engine, no writes",
+    )
     result = run(parser.parse_args())
     width = max(len(k) for k in result)
     for key, value in result.items():
