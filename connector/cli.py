@@ -1,7 +1,9 @@
-"""Command line: `connector validate | plan | sync | explain | status | sandbox | demo`.
+"""Command line: `connector validate | plan | sync | retry-failed | explain | status | forget |
+migrate | sandbox | demo`.
 
-Every `ConnectorError` becomes one clear message on stderr and its class's exit code (2 config,
-3 auth, 4 partial, 5 transient, 1 fatal); nothing a user can cause prints a traceback.
+Every `ConnectorError` becomes one clear message on stderr and its class's exit code (0 ok,
+1 partial, 2 configuration, 3 authentication/connection, 4 lease held by another run,
+5 unexpected); nothing a user can cause prints a traceback.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -22,6 +24,9 @@ from connector import __version__
 from connector.errors import ConnectorError, ExitCode, MappingError
 from connector.observability import configure_logging, redact
 from connector.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from connector.state.store import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 out = Console(highlight=False, soft_wrap=True)
@@ -79,40 +84,53 @@ def _settings(mappings_dir: Path | None = None) -> Settings:
 @click.option(
     "--online",
     is_flag=True,
-    help="Also check the files against each configured CRM: properties, options, owners, sources.",
+    help="Also check every mapped field and picklist value against the CRM (needs credentials).",
 )
 def validate(mappings_dir: Path | None, online: bool) -> None:
-    """Check the mapping files; print OK or every problem with file:line:column."""
+    """Check the mapping files and run the criteria examples; print OK or every problem with file:line."""
+    from connector.mapping.examples import check_examples
     from connector.mapping.loader import load_mappings
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
-    checked = _validate_online(settings, mappings) if online else []
+    examples, issues = check_examples(mappings)
+    if issues:
+        raise MappingError(issues)
+    if online:
+        _validate_online(settings, mappings)
     c = mappings.criteria
     out.print(
         f"OK: {settings.mappings_dir} — {len(c.signals)} signals, {len(c.fit.rules)} fit rules, "
-        f"{len(c.rules)} stage rules, {len(c.disqualifiers)} disqualifiers, "
-        f"{len(mappings.routing.pools)} pools (criteria version {mappings.criteria_version})"
-        + (f"; checked online against {', '.join(checked)}" if checked else "")
+        f"{len(c.rules)} stage rules, {len(c.disqualifiers)} disqualifiers, {len(c.recycle)} recycle "
+        f"rules, {len(mappings.routing.pools)} pools, {examples} criteria examples pass "
+        f"(criteria version {mappings.criteria_version})"
     )
 
 
-def _validate_online(settings: Settings, mappings: Any) -> list[str]:
-    """Run every configured CRM's online checker; raise one MappingError with all their issues."""
+def _validate_online(settings: Settings, mappings: Any) -> None:
+    """Check each configured CRM's mapping against the CRM itself; every issue at its file:line."""
     from connector.crm.online import CHECKS
+    from connector.errors import ConfigError
 
     issues = []
     checked = []
+    missing = []
     for crm in mappings.crms:
-        check = CHECKS.get(crm)
-        if check is None:
+        online = CHECKS.get(crm)
+        if online is None:
             err.print(f"note: no online check for {crm} yet; its mapping was checked offline only")
-            continue
-        issues += check(settings, mappings)
-        checked.append(crm)
+        elif not online.configured(settings):
+            missing.append(online.credentials)
+        else:
+            issues += online.check(settings, mappings)
+            checked.append(online.label)
+    if not checked:
+        raise ConfigError(
+            "validate --online needs CRM credentials: set " + " or ".join(missing or ["a CRM's credentials"])
+        )
     if issues:
         raise MappingError(issues)
-    return checked
+    out.print(f"Online: {', '.join(checked)} mapping matches the CRM (fields and picklist values).")
 
 
 # --------------------------------------------------------------------------- plan / sync
@@ -143,7 +161,11 @@ def plan(mappings_dir: Path | None, limit: int, as_json: bool) -> None:
 )
 @click.option("--pushgateway", help="Push this run's metrics to a Prometheus Pushgateway at this address.")
 def sync(mappings_dir: Path | None, metrics_file: Path | None, pushgateway: str | None) -> None:
-    """Pull changes, evaluate the criteria, route owners and write what changed."""
+    """Pull changes, evaluate the criteria, route owners and write what changed.
+
+    Exits 1 when some records were parked or skipped (see `status`), 4 when another run holds
+    the lease.
+    """
     from connector import report as rep
     from connector.metrics import Metrics
 
@@ -159,6 +181,27 @@ def sync(mappings_dir: Path | None, metrics_file: Path | None, pushgateway: str 
         if pushgateway:
             metrics.push(pushgateway)
     rep.print_summary(out, report)
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+@cli.command("retry-failed")
+@mappings_option
+def retry_failed(mappings_dir: Path | None) -> None:
+    """Retry every parked write now, whatever its schedule (records are re-read and re-evaluated)."""
+    from connector import report as rep
+
+    with _engine(mappings_dir) as engine:
+        if not engine.store.failed_writes():
+            out.print("No parked write failures: nothing to retry.")
+            return
+        report = engine.sync(command="retry-failed")
+        left = engine.store.failed_writes()
+    rep.print_summary(out, report)
+    out.print(
+        f"{report.counts['retried']} parked write(s) retried; {len(left)} still parked"
+        + (" (see `connector status`)." if left else ".")
+    )
     if report.exit_code:
         raise SystemExit(report.exit_code)
 
@@ -247,7 +290,7 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
         result = engine.explain(person)
         stored = engine.store.decision(result.person_id) if result else None
     if result is None:
-        err.print(f"No contact found for {person!r} in HubSpot.")
+        err.print(f"No contact found for {person!r} in the configured CRMs (contacts and leads).")
         raise SystemExit(ExitCode.CONFIG)
     if as_json:
         out.print_json(data=rep.explain_json(result, stored))
@@ -256,17 +299,148 @@ def explain(person: str, mappings_dir: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
-def status() -> None:
-    """Recent runs, cursors, people per stage and parked write failures."""
+@click.option(
+    "--criteria",
+    "criteria_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The proposed criteria file (checked against the mapping folder's CRM and routing files).",
+)
+@mappings_option
+@click.option("--as-of", "as_of", default=None, help="Evaluate as of this date (end of day, UTC) or time.")
+@click.option("--samples", default=5, show_default=True, help="Example people shown per stage change.")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the effect as Markdown to this file (and every mover as CSV beside it).",
+)
+@click.option(
+    "--history", "history_days", type=int, default=None, help="Also replay the last N days, day by day."
+)
+def simulate(
+    criteria_file: Path,
+    mappings_dir: Path | None,
+    as_of: str | None,
+    samples: int,
+    out_file: Path | None,
+    history_days: int | None,
+) -> None:
+    """Compare current and proposed criteria over the stored timeline. Writes nothing.
+
+    Prints people per stage under both, who would move (the transition matrix) and example people
+    with both reasons. `--history N` replays the last N days and shows the counts of each day.
+    """
     from connector import report as rep
+    from connector import simulation as sim
+    from connector.mapping.examples import check_examples
+    from connector.mapping.loader import load_mappings
     from connector.state.store import StateStore
 
-    settings = _settings()
+    settings = _settings(mappings_dir)
+    current = load_mappings(settings.mappings_dir)
+    proposed = load_mappings(settings.mappings_dir, criteria_file=criteria_file)
+    _count, issues = check_examples(proposed, criteria_file)
+    for issue in issues:
+        err.print(f"warning: {issue.render()}", markup=False)
+    moment = sim.parse_as_of(as_of, _now)
+    if history_days is not None and not 1 <= history_days <= 366:
+        raise click.BadParameter("--history takes a number of days from 1 to 366")
     store = StateStore.open(settings.state_url)
+    try:
+        people = store.count_snapshots()
+        if people == 0:
+            out.print("The state database holds no people yet: run `connector sync` first, then simulate.")
+            return
+        with _progress(people, "Simulating") as advance:
+            comparison = sim.run_simulation(
+                store, current, proposed, moment, samples=samples, progress=advance
+            )
+        days = None
+        if history_days:
+            with _progress(people * history_days, "Replaying days") as advance:
+                days = sim.run_history(store, current, proposed, moment, history_days, progress=advance)
+    finally:
+        store.close()
+    rep.print_simulation(out, comparison, samples=samples)
+    stages = [s for s in current.criteria.stages if s not in current.criteria.sales_owned]
+    if days is not None:
+        rep.print_history(out, days, stages)
+    if out_file is not None:
+        markdown = rep.simulation_markdown(comparison)
+        if days is not None:
+            markdown += rep.history_markdown(days, stages)
+        out_file.write_text(markdown, encoding="utf-8")
+        sim.csv_path(out_file).write_text(rep.simulation_csv(comparison), encoding="utf-8")
+        out.print(f"Wrote {out_file} and {sim.csv_path(out_file)}.")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); nothing when output is piped or in a container log."""
+    if not err.is_terminal:
+        yield lambda _n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@cli.command()
+def status() -> None:
+    """Recent runs, cursors, lease holders, people per stage and parked write failures."""
+    from connector import report as rep
+
+    store = _store(_settings())
     try:
         rep.print_status(out, store)
     finally:
         store.close()
+
+
+@cli.command()
+@click.argument("person")
+def forget(person: str) -> None:
+    """Erase PERSON (email, person id or CRM record id) from the state database.
+
+    Removes their timeline, decisions, identities, last-written values and parked writes, and
+    blanks the before/after values of their audit rows. The CRM is not touched: a person still in
+    the CRM comes back at the next sync, with only what the criteria read.
+    """
+    store = _store(_settings())
+    try:
+        report = store.forget(person)
+    finally:
+        store.close()
+    if not report.found:
+        out.print(f"Nobody matching {person!r} in the state database; nothing removed.", markup=False)
+        return
+    removed = ", ".join(f"{n} {what}" for what, n in report.removed.items() if n)
+    out.print(f"Forgot {person} ({', '.join(report.person_ids)}): removed {removed}.", markup=False)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the state database schema (CONNECTOR_STATE_URL) to this version's."""
+    from connector.state.store import StateStore, display_url, normalize_url
+
+    settings = _settings()
+    report = StateStore.migrate(settings.state_url)
+    where = display_url(normalize_url(settings.state_url))
+    if not report.applied:
+        out.print(f"{where}: schema already at version {report.after}; nothing to do.", markup=False)
+        return
+    start = "empty" if report.before is None else f"version {report.before}"
+    out.print(f"{where}: migrated from {start} to version {report.after}:", markup=False)
+    for step in report.applied:
+        out.print(f"  {step.version}: {step.description}", markup=False)
 
 
 @cli.command("report")
@@ -283,11 +457,10 @@ def report_cmd(mappings_dir: Path | None, run_id: str | None, html_path: Path) -
     """Write a readable report: funnel, changes of a run, MQL->SQL over time, hand-offs, failures."""
     from connector import html_report
     from connector.mapping.loader import load_mappings
-    from connector.state.store import StateStore
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
-    store = StateStore.open(settings.state_url)
+    store = _store(settings)
     try:
         data = html_report.collect(store, mappings, run_id)
     finally:
@@ -304,7 +477,7 @@ def report_cmd(mappings_dir: Path | None, run_id: str | None, html_path: Path) -
 @click.option("--people", default=300, show_default=True, help="Demo people to generate.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the demo data.")
 def sandbox(port: int, people: int, seed: int) -> None:
-    """Serve the HubSpot emulator with demo data until Ctrl-C."""
+    """Serve the HubSpot and Salesforce emulators with demo data until Ctrl-C."""
     from connector import demo as demo_mod
 
     demo_mod.serve_sandbox(out, port=port, people=people, seed=seed)
@@ -336,22 +509,35 @@ def demo(mappings_dir: Path | None, people: int, seed: int, state_path: Path | N
 
 @contextmanager
 def _engine(mappings_dir: Path | None) -> Iterator[Any]:
-    from connector.crm.factory import hubspot_adapter
+    from connector.crm.factory import build_adapters
     from connector.engine import Engine
-    from connector.errors import ConfigError
     from connector.mapping.loader import load_mappings
-    from connector.state.store import StateStore
 
     settings = _settings(mappings_dir)
     mappings = load_mappings(settings.mappings_dir)
-    if mappings.hubspot is None:
-        raise ConfigError(f"{settings.mappings_dir}/hubspot.yaml is missing")
-    adapter = hubspot_adapter(settings, mappings.hubspot)
-    store = StateStore.open(settings.state_url)
+    adapters = build_adapters(settings, mappings)
+    store = _store(settings)
     try:
-        yield Engine(mappings, store, {"hubspot": adapter})
+        yield Engine(
+            mappings,
+            store,
+            adapters,
+            fold_plus_tags=settings.email_fold_plus_tags,
+            lease_ttl=timedelta(seconds=settings.lease_ttl),
+            accounts={"hubspot": settings.hubspot_account},
+        )
     finally:
         store.close()
+
+
+def _store(settings: Settings) -> StateStore:
+    from connector.state.store import StateStore
+
+    return StateStore.open(
+        settings.state_url,
+        write_retry_limit=settings.write_retry_limit,
+        write_retry_backoff=timedelta(seconds=settings.write_retry_backoff),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -379,8 +565,15 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         err.print(
-            f"internal error: {type(exc).__name__}: {redact(str(exc))} "
+            f"internal error: {type(exc).__name__}: {redact(_first_line(exc))} "
             "(rerun with --log-level DEBUG for details and report it)",
             markup=False,
         )
         sys.exit(ExitCode.FATAL)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an unexpected error: database errors append the SQL and its parameters (which
+    can hold personal data) on later lines; those go to the DEBUG log only."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""

@@ -19,15 +19,25 @@ from pathlib import Path
 from pydantic import SecretStr
 from rich.console import Console
 
-from connector.crm.factory import hubspot_adapter
+from connector.crm.factory import build_adapters
 from connector.engine import Engine, RunReport
 from connector.errors import ConfigError
 from connector.mapping.loader import load_mappings
 from connector.report import owner_label, print_summary
-from connector.sandbox.demo_data import ExpectedOutcome, build_demo_portal
+from connector.sandbox.demo_data import ExpectedOutcome
 from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import HubSpotStore
-from connector.sandbox.server import serve_in_thread
+from connector.sandbox.salesforce_app import SalesforceEmulator
+from connector.sandbox.salesforce_demo import (
+    CONSUMER_KEY,
+    INTEGRATION_USERNAME,
+    JointDemo,
+    SfMismatch,
+    build_joint_demo,
+    check_salesforce,
+    register_connected_app,
+)
+from connector.sandbox.server import TestCertificates, serve_in_thread
 from connector.settings import Settings
 from connector.state.store import StateStore
 
@@ -61,15 +71,34 @@ def check_expected(store: HubSpotStore, outcomes: list[ExpectedOutcome]) -> list
 
 
 def serve_sandbox(console: Console, *, port: int, people: int, seed: int) -> None:
-    """Serve the emulator with demo data until Ctrl-C or SIGTERM; prints where to point the connector."""
-    store, _ = build_demo_portal(datetime.now(UTC), seed=seed, people=people)
+    """Serve both emulators with the joint demo data until Ctrl-C or SIGTERM; prints how to connect.
+
+    HubSpot on `port`, Salesforce (TLS, with a throwaway CA written to a temporary file) on `port + 1`.
+    """
+    joint = build_joint_demo(datetime.now(UTC), seed=seed, people=people)
+    store = joint.hubspot
+    certs = TestCertificates()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve_in_thread(HubSpotEmulator(store), port=port) as server:
+    sf_port = port + 1 if port else 0
+    with (
+        tempfile.TemporaryDirectory(prefix="connector-sandbox-") as tmp,
+        serve_in_thread(HubSpotEmulator(store), port=port) as server,
+        serve_in_thread(
+            SalesforceEmulator(joint.salesforce), port=sf_port, ssl_context=certs.server_context()
+        ) as sf_server,
+    ):
+        ca = certs.write_ca(Path(tmp) / "sandbox-ca.pem")
         console.print(f"HubSpot sandbox with {len(store.contacts)} demo contacts on {server.url}")
+        leads = len(joint.salesforce.records.get("Lead", {}))
+        console.print(f"Salesforce sandbox with {leads} demo leads on {sf_server.url}")
         console.print("Point the connector at it:")
         console.print(f"  export CONNECTOR_HUBSPOT_BASE_URL={server.url}")
         console.print(f"  export CONNECTOR_HUBSPOT_TOKEN={store.access_token}")
+        console.print("  export CONNECTOR_SALESFORCE_AUTH=session")
+        console.print(f"  export CONNECTOR_SALESFORCE_INSTANCE_URL={sf_server.url}")
+        console.print(f"  export CONNECTOR_SALESFORCE_SESSION_ID={joint.salesforce.session_id}")
+        console.print(f"  export CONNECTOR_SALESFORCE_CA_BUNDLE={ca}")
         console.print("Ctrl-C stops it.", end="\n")
         sys.stdout.flush()
         try:
@@ -82,7 +111,7 @@ def serve_sandbox(console: Console, *, port: int, people: int, seed: int) -> Non
 def run_demo(
     console: Console, settings: Settings, *, people: int, seed: int, state_path: Path | None
 ) -> bool:
-    """Run the demo; True when every person ended as the ground truth says."""
+    """Run the demo on both emulators; True when every record ended as the ground truth says."""
     if not settings.mappings_dir.is_dir():
         raise ConfigError(
             f"CONNECTOR_MAPPINGS_DIR: folder {settings.mappings_dir} not found; run the demo from the "
@@ -92,42 +121,110 @@ def run_demo(
     if mappings.hubspot is None:
         raise ConfigError(f"{settings.mappings_dir}/hubspot.yaml is missing")
     now = datetime.now(UTC)
-    store, outcomes = build_demo_portal(now, seed=seed, people=people)
+    joint = build_joint_demo(now, seed=seed, people=people)
+    store, outcomes = joint.hubspot, joint.hubspot_expected
+    with_sf = mappings.salesforce is not None
+    certs = TestCertificates()
     with (
         tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp,
         serve_in_thread(HubSpotEmulator(store)) as server,
+        serve_in_thread(
+            SalesforceEmulator(joint.salesforce), ssl_context=certs.server_context()
+        ) as sf_server,
     ):
         db = state_path or Path(tmp) / "demo-state.db"
-        demo_settings = settings.model_copy(
-            update={
-                "hubspot_base_url": server.url,
-                "hubspot_token": _secret(store.access_token),
-                "state_url": f"sqlite:///{db}",
+        update: dict[str, object] = {
+            "hubspot_base_url": server.url,
+            "hubspot_token": _secret(store.access_token),
+            "state_url": f"sqlite:///{db}",
+        }
+        if with_sf:
+            update |= {
+                "salesforce_auth": "jwt",
+                "salesforce_username": INTEGRATION_USERNAME,
+                "salesforce_consumer_key": _secret(CONSUMER_KEY),
+                "salesforce_private_key": _secret(register_connected_app(joint.salesforce)),
+                "salesforce_login_url": sf_server.url,
+                "salesforce_ca_bundle": certs.write_ca(Path(tmp) / "sandbox-ca.pem"),
+                "salesforce_private_key_file": None,
             }
-        )
+        demo_settings = Settings(**{**settings.model_dump(), **update})
         engagements = sum(len(v) for v in store.engagements.values())
         console.print(
             f"[bold]Sandbox[/bold]: HubSpot emulator on {server.url} with {len(store.contacts)} demo "
             f"contacts, {len(store.events)} web events and {engagements} engagements."
         )
+        if with_sf:
+            org = joint.salesforce.records
+            console.print(
+                f"[bold]Sandbox[/bold]: Salesforce emulator on {sf_server.url} (TLS, JWT login) with "
+                f"{len(org.get('Lead', {}))} leads, {len(org.get('Contact', {}))} contacts, "
+                f"{len(org.get('Task', {}))} tasks, {len(org.get('Event', {}))} events and "
+                f"{len(org.get('CampaignMember', {}))} campaign members."
+            )
         state = StateStore.open(demo_settings.state_url)
         try:
-            engine = Engine(mappings, state, {"hubspot": hubspot_adapter(demo_settings, mappings.hubspot)})
+            engine = Engine(mappings, state, build_adapters(demo_settings, mappings))
             report = engine.sync(command="demo")
             print_summary(console, report)
             _print_examples(console, report)
             problems = check_expected(store, outcomes)
             _print_check(console, outcomes, problems)
-            writes_before = len(store.writes())
+            sf_problems = check_salesforce(joint) if with_sf else []
+            if with_sf:
+                _print_both_sides(console, joint, report)
+                _print_sf_check(console, joint, sf_problems)
+            writes_before = len(store.writes()) + len(joint.salesforce.writes())
             second = engine.sync(command="demo")
-            extra = len(store.writes()) - writes_before
+            extra = len(store.writes()) + len(joint.salesforce.writes()) - writes_before
             console.print(
                 f"Second sync: {second.counts['people']} people re-evaluated, {extra} write requests "
-                f"({'idempotent' if extra == 0 else 'NOT idempotent'})."
+                f"to either CRM ({'idempotent' if extra == 0 else 'NOT idempotent'})."
             )
         finally:
             state.close()
-    return not problems and extra == 0 and not report.failures
+    return not problems and not sf_problems and extra == 0 and not report.failures
+
+
+def _print_both_sides(console: Console, joint: JointDemo, report: RunReport) -> None:
+    """The same people in both CRMs after the sync: one decision, each CRM's values, one rep."""
+    console.print("[bold]Both sides[/bold]: people in HubSpot and Salesforce (one decision, one rep)")
+    by_email = {o.email: o for o in joint.hubspot_expected}
+    shown = 0
+    for e in joint.salesforce_expected:
+        hubspot = by_email.get(e.email)
+        if hubspot is None or not e.persona.startswith("cross_") or shown >= 6:
+            continue
+        shown += 1
+        contact = joint.hubspot.contacts[hubspot.contact_id]
+        row = joint.salesforce.records[e.object_type][e.record_id]
+        hs_owner = owner_label(contact.get("hubspot_owner_id"), report.owners)
+        sf_owner = owner_label(row.get("OwnerId"), report.owners)
+        console.print(f"  {e.email} ({e.persona})", markup=False)
+        console.print(
+            f"      HubSpot {hubspot.contact_id}: {contact.get('lifecyclestage')}, owner {hs_owner}",
+            markup=False,
+        )
+        sf_stage = row.get("Status") or row.get("Lifecycle_Stage__c")
+        console.print(
+            f"      Salesforce {e.object_type} {e.record_id}: {sf_stage}, owner {sf_owner}",
+            markup=False,
+        )
+
+
+def _print_sf_check(console: Console, joint: JointDemo, problems: list[SfMismatch]) -> None:
+    expected = joint.salesforce_expected
+    bad = {m.expected.record_id for m in problems}
+    console.print(
+        f"[bold]Ground truth[/bold]: {len(expected) - len(bad)}/{len(expected)} Salesforce records match the "
+        "expected status, marketing status, owner and MQL stamp (converted leads: untouched)."
+    )
+    for m in problems[:15]:
+        console.print(
+            f"[red]mismatch[/red] {m.expected.email} ({m.expected.persona}, {m.expected.object_type} "
+            f"{m.expected.record_id}): {m.field} expected {m.wanted}, got {m.actual}",
+            markup=False,
+        )
 
 
 def _secret(value: str) -> SecretStr:

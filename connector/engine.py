@@ -8,27 +8,38 @@ that already landed.
 
 `plan` runs the very same pass inside a state transaction that is rolled back, and skips the CRM
 writes, so what it prints is exactly what `sync` would do.
+
+A writing run first takes the lease on every scope it writes (CRM account + object), renews it
+before each write and inside each page's transaction (so a run that lost its lease cannot commit),
+and releases it at the end. Before the CRM sees a write, the write is journalled; a run starts by
+settling writes a killed predecessor left unconfirmed (reading the records back), and ends by
+retrying parked writes that are due. A record whose data breaks evaluation is skipped with its
+reason; the rest of the page goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.crm.base import CrmAdapter, Page
-from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode
+from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
 from connector.lifecycle.diff import FieldMap, plan_write
-from connector.lifecycle.identity import email_domain, normalize_email
-from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
-from connector.lifecycle.rules import CriteriaEvaluator
+from connector.lifecycle.gaps import Gap
+from connector.lifecycle.identity import email_domain, match_key, normalize_email
+from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
+from connector.lifecycle.rules import CriteriaEvaluator, Handoff
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
+from connector.mapping.schema import HubSpotMapping, SalesforceMapping, ValueMap
 from connector.model import (
     Activity,
     Crm,
@@ -39,11 +50,15 @@ from connector.model import (
     WriteIntent,
     WriteResult,
 )
-from connector.state.store import StateStore
+from connector.observability import redact
+from connector.state.store import DEFAULT_LEASE_TTL, Lease, StateStore
 
 log = logging.getLogger("connector.engine")
 
 PENDING_BATCH = 100  # records re-read per call when evaluating people with new activity only
+RECYCLE_SWEEP_AFTER = timedelta(days=1)
+"""People at a recyclable stage whose last decision is older than this are re-read and re-decided
+each run, so a hand-off that went quiet (no new data, hence never pulled) still gets recycled."""
 
 
 @dataclass
@@ -56,6 +71,10 @@ class PersonResult:
     routing: RoutingOutcome
     intent: WriteIntent | None
     previous_stage: str | None
+    previous_lead_status: str | None = None
+    """The CRM's lead status as a canonical name (None: empty or unmapped)."""
+    gaps: tuple[Gap, ...] = ()
+    """What each higher-stage rule still needs (filled by `explain` only)."""
 
 
 @dataclass
@@ -73,11 +92,9 @@ class RunReport:
     planned: list[PersonResult] = field(default_factory=list)
     examples: dict[str, PersonResult] = field(default_factory=dict)
     failures: list[WriteResult] = field(default_factory=list)
+    skipped: list[tuple[CrmRecord, str]] = field(default_factory=list)
     api_calls: int = 0
     stopped: bool = False
-    limited: str | None = None
-    """Set when a CRM's daily API budget ran out: the run stopped after the last committed page
-    (cursors saved there) and the next run resumes from it."""
     stage_counts: dict[str, int] = field(default_factory=dict)
     """People per stage decided this run (a person seen in several feeds counts once)."""
 
@@ -87,32 +104,58 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return ExitCode.PARTIAL if self.failures or self.limited else ExitCode.OK
+        """1 when work was left behind (writes parked, records skipped), else 0."""
+        parked = [f for f in self.failures if not f.gone]
+        return ExitCode.PARTIAL if parked or self.skipped else ExitCode.OK
 
 
-class _ActiveOwners:
-    """Active owner ids per CRM, read from the CRM on first use within a run."""
+class _OnFirstUse(Mapping[Crm, frozenset[str]]):
+    """A mapping computed the first time it is read (the active owners of a run)."""
 
-    def __init__(self, crms: Mapping[Crm, CrmBinding], report: RunReport) -> None:
-        self._crms = crms
-        self._report = report
-        self._active: dict[Crm, frozenset[str]] = {}
+    def __init__(self, load: Callable[[], Mapping[Crm, frozenset[str]]]) -> None:
+        self._load = load
+        self._value: Mapping[Crm, frozenset[str]] | None = None
 
-    def of(self, crm: Crm) -> frozenset[str]:
-        if crm not in self._active:
-            owners = self._crms[crm].adapter.owners()
-            self._report.owners.update({o.id: o for o in owners})
-            self._active[crm] = frozenset(o.id for o in owners if o.active and not o.is_queue)
-        return self._active[crm]
+    def _get(self) -> Mapping[Crm, frozenset[str]]:
+        if self._value is None:
+            self._value = self._load()
+        return self._value
+
+    def __getitem__(self, crm: Crm) -> frozenset[str]:
+        return self._get()[crm]
+
+    def __iter__(self) -> Iterator[Crm]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+@dataclass(frozen=True)
+class ObjectBinding:
+    """How one CRM object's owned fields map (HubSpot contacts; Salesforce Lead, Contact)."""
+
+    fields: FieldMap
+    stage_by_value: dict[str, str]
+    mql_date: str | None = None
+    mql_reason: str | None = None
+    status_by_value: dict[str, str] = field(default_factory=dict)
+    """CRM lead status value (casefolded) -> canonical lead status."""
 
 
 @dataclass(frozen=True)
 class CrmBinding:
-    """One CRM as the engine drives it: its adapter and how its owned fields map."""
+    """One CRM as the engine drives it: its adapter and how each object's owned fields map."""
 
     adapter: CrmAdapter
-    fields: FieldMap
-    stage_by_value: dict[str, str]
+    objects: dict[str, ObjectBinding]
+
+    def of(self, object_type: str) -> ObjectBinding:
+        return self.objects[object_type]
+
+
+RecordKey = tuple[Crm, str, str]
+"""(crm, object_type, record_id)"""
 
 
 class Engine:
@@ -124,10 +167,21 @@ class Engine:
         store: StateStore,
         adapters: Mapping[Crm, CrmAdapter],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        fold_plus_tags: bool = False,
+        lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+        accounts: Mapping[Crm, str] | None = None,
     ) -> None:
         self.mappings = mappings
+        self.fold_plus_tags = fold_plus_tags
         self.store = store
         self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.accounts: dict[Crm, str] = dict(accounts or {})
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._leases: list[Lease] = []
+        self._refused_owner: dict[tuple[str, str, str], str] = {}
+        self._held: dict[tuple[str, str, str], dict[str, str]] = {}
         self.crms: dict[Crm, CrmBinding] = {}
         for crm, adapter in adapters.items():
             crm_map = mappings.crms.get(crm)
@@ -137,7 +191,7 @@ class Engine:
                 )
             self.crms[crm] = _binding(adapter, crm_map)
         if not self.crms:
-            raise ConfigError("no CRM configured: add hubspot.yaml to the mappings folder")
+            raise ConfigError("no CRM configured: add hubspot.yaml or salesforce.yaml to the mappings folder")
         self.person_fields: dict[str, str] = dict(mappings.person_fields)
         self.evaluator = CriteriaEvaluator(mappings.criteria, mappings.criteria_version, self.person_fields)
         self.routing_when: dict[str, Expression] = compile_routing_conditions(mappings.routing)
@@ -148,6 +202,16 @@ class Engine:
 
     # ------------------------------------------------------------------ the pass
 
+    def lease_scopes(self) -> list[str]:
+        """The scopes a writing run holds: one per CRM account and written object."""
+        scopes = []
+        for crm in self.crms:
+            crm_map = self.mappings.crms[crm]
+            objects = getattr(crm_map, "objects", None) or [getattr(crm_map, "object", "records")]
+            account = self.accounts.get(crm, "default")
+            scopes += [f"{crm}:{account}:{obj}" for obj in objects]
+        return scopes
+
     def sync(
         self,
         *,
@@ -155,8 +219,9 @@ class Engine:
         command: str = "sync",
         should_stop: Callable[[], bool] = lambda: False,
     ) -> RunReport:
-        """One pass. `should_stop` is asked between pages: a graceful stop (SIGTERM) finishes the
-        page in flight, whose cursor is then saved, and ends the run as "stopped"."""
+        """One pass (`retry-failed` instead retries every parked write now). `should_stop` is asked
+        between pages: a graceful stop (SIGTERM) finishes the page in flight, whose cursor is then
+        saved, and ends the run as "stopped"."""
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
@@ -164,14 +229,32 @@ class Engine:
         with scope:
             report.run_id = self.store.start_run(command)
             log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
+            self._refused_owner = self._parked_owners()
+            self._held = {} if command == "retry-failed" else self._not_yet_due(now)
             try:
-                self._pass(report, now, should_stop)
-            except DailyLimitExhausted as exc:
-                report.limited = exc.message
-                log.warning(
-                    "run stopped by the daily API limit: %s", exc.message,
-                    extra={"event": "run.limited", "run_id": report.run_id},
+                if not dry_run:
+                    self._acquire_leases(report.run_id)
+                    self._recover(report)
+                if command == "retry-failed":
+                    self._retry_failed(report, now, include_parked=True)
+                else:
+                    self._pass(report, now, should_stop)
+                    if not dry_run and not report.stopped:
+                        self._retry_failed(report, now, include_parked=False)
+            except LeaseHeld as exc:
+                self.store.finish_run(report.run_id, "blocked", report.counts, error=exc.message)
+                log.error(
+                    "run blocked: %s", exc.message,
+                    extra={"event": "run.blocked", "run_id": report.run_id, "error": type(exc).__name__},
                 )  # fmt: skip
+                raise
+            except DailyLimitExhausted as exc:  # committed pages keep their cursors: resume next run
+                self.store.finish_run(report.run_id, "partial", report.counts, error=exc.message)
+                log.error(
+                    "run stopped: %s", exc.message,
+                    extra={"event": "run.partial", "run_id": report.run_id, "error": type(exc).__name__},
+                )  # fmt: skip
+                raise
             except ConnectorError as exc:
                 self.store.finish_run(report.run_id, "failed", report.counts, error=exc.message)
                 log.error(
@@ -179,28 +262,157 @@ class Engine:
                     extra={"event": "run.failed", "run_id": report.run_id, "error": type(exc).__name__},
                 )  # fmt: skip
                 raise
-            status = "stopped" if report.stopped else "partial" if report.failures or report.limited else "ok"
+            finally:
+                self._release_leases()
+            status = "stopped" if report.stopped else "partial" if report.exit_code != ExitCode.OK else "ok"
             report.stage_counts = self.store.stage_counts(run_id=report.run_id)
             report.counts["people"] = sum(report.stage_counts.values())
-            self.store.finish_run(report.run_id, status, report.counts, error=report.limited)
+            self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
         event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
         log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
+
+    def _owner_property(self, crm: str, object_type: str) -> str | None:
+        binding = self.crms.get(crm)  # type: ignore[call-overload]
+        if binding is None or object_type not in binding.objects:
+            return None
+        prop: str | None = binding.of(object_type).fields.owner_property
+        return prop
+
+    def _note_refused_owner(self, result: WriteResult) -> None:
+        intent = result.intent
+        key = _key(intent)
+        if not result.ok and not result.gone:
+            self._held[key] = dict(intent.changes)
+        else:
+            self._held.pop(key, None)
+        owner_prop = self._owner_property(intent.crm, intent.object_type)
+        if not result.ok and not result.gone and owner_prop and owner_prop in intent.changes:
+            self._refused_owner[key] = intent.changes[owner_prop]
+        else:
+            self._refused_owner.pop(key, None)
+
+    def _not_yet_due(self, now: datetime) -> dict[tuple[str, str, str], dict[str, str]]:
+        return {
+            (f.crm, f.object_type, f.record_id): f.changes
+            for f in self.store.failed_writes()
+            if f.next_attempt_at is None or f.next_attempt_at > now
+        }
+
+    def _parked_owners(self) -> dict[tuple[str, str, str], str]:
+        out = {}
+        for parked in self.store.failed_writes():
+            owner_prop = self._owner_property(parked.crm, parked.object_type)
+            if owner_prop and owner_prop in parked.changes:
+                out[(parked.crm, parked.object_type, parked.record_id)] = parked.changes[owner_prop]
+        return out
+
+    # ------------------------------------------------------------------ leases and recovery
+
+    def _acquire_leases(self, run_id: str) -> None:
+        for scope in self.lease_scopes():
+            try:
+                lease = self.store.acquire_lease(scope, self.holder, ttl=self.lease_ttl, run_id=run_id)
+            except LeaseHeld as held:
+                if not _dead_on_this_host(held.holder):
+                    raise
+                log.warning(
+                    "taking over %s from %s, a process on this host that is gone", scope, held.holder,
+                    extra={"event": "lease.takeover", "scope": scope, "from": held.holder},
+                )  # fmt: skip
+                lease = self.store.acquire_lease(
+                    scope, self.holder, ttl=self.lease_ttl, run_id=run_id, dead_holders=[held.holder]
+                )
+            self._leases.append(lease)
+            log.debug(
+                "lease on %s taken by %s for run %s", scope, self.holder, run_id,
+                extra={"event": "lease.taken", "scope": scope, "holder": self.holder, "run_id": run_id},
+            )  # fmt: skip
+
+    def _renew_leases(self) -> None:
+        for lease in self._leases:
+            lease.renew()
+
+    def _release_leases(self) -> None:
+        leases, self._leases = self._leases, []
+        for lease in leases:
+            try:
+                lease.release()
+            except Exception:  # noqa: BLE001 - releasing is best effort; the lease expires anyway
+                log.warning(
+                    "could not release the lease on %s; it expires by itself", lease.scope,
+                    extra={"event": "lease.release_failed", "scope": lease.scope},
+                )  # fmt: skip
+
+    def _recover(self, report: RunReport) -> None:
+        """Settle writes a killed run journalled but never confirmed, from the CRM's values now."""
+        assert report.run_id is not None
+        for crm, binding in self.crms.items():
+            entries = self.store.interrupted_writes(crm)
+            if not entries:
+                continue
+            current: dict[tuple[str, str], CrmRecord] = {}
+            for object_type in sorted({e.object_type for e in entries}):
+                ids = sorted({e.record_id for e in entries if e.object_type == object_type})
+                for record in binding.adapter.read(ids):
+                    current[(object_type, record.record_id)] = record
+            for entry in entries:
+                owner_prop = self._owner_property(entry.crm, entry.object_type)
+                now_in_crm = current.get((entry.object_type, entry.record_id))
+                state = self.store.settle_interrupted(
+                    entry, now_in_crm.owned if now_in_crm else None, run_id=report.run_id
+                )
+                report.counts[f"recovered_{state}"] += 1
+                if state == "not_applied" and owner_prop and owner_prop in entry.changes:
+                    # Its round-robin turn was taken (the pointer committed with the journal):
+                    # offer the same person the same owner again rather than a second turn.
+                    key = (entry.crm, entry.object_type, entry.record_id)
+                    self._refused_owner.setdefault(key, entry.changes[owner_prop])
+            log.info(
+                "settled %d write(s) an interrupted run left unconfirmed", len(entries),
+                extra={"event": "recovery.settled", "crm": crm, "writes": len(entries)},
+            )  # fmt: skip
+
+    def _retry_failed(self, report: RunReport, now: datetime, *, include_parked: bool) -> None:
+        """Re-read records with parked writes and run them through the page pipeline again.
+
+        They are re-evaluated rather than replayed: the criteria or the CRM may have moved on, and
+        the diff writes only what is still needed (nothing, if the CRM already shows it).
+        """
+        active: Mapping[Crm, frozenset[str]] | None = None
+        for crm, binding in self.crms.items():
+            due = self.store.due_failed_writes(crm, include_parked=include_parked)
+            if not due:
+                continue
+            report.counts["retried"] += len(due)
+            active = active or self._active_owners(report)
+            for object_type in sorted({f.object_type for f in due}):
+                ids = sorted(f.record_id for f in due if f.object_type == object_type)
+                records = binding.adapter.read(ids)
+                found = {r.record_id for r in records}
+                for rid in ids:
+                    if rid not in found:  # deleted or merged away since: nothing left to write
+                        self.store.clear_failed_write(crm, object_type, rid)
+                        report.counts["retry_gone"] += 1
+                for start in range(0, len(records), 100):
+                    chunk = records[start : start + 100]
+                    page = Page(records=chunk, activities=binding.adapter.activities_for(chunk), cursor=None)
+                    self._page(report, crm, page, None, active, self.store.pointers(), now)
 
     def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
         """Activity feeds first (timelines only), then changed records, then everyone whose
         timeline grew but who was not among the changed records — each person decided once, with
         all their new activity in, so a backfill never writes an interim stage.
 
-        Owners are read when the first page needs them: a run with nothing new costs only the
+        Owners are read when a page first needs them: a run with nothing new costs only the
         feeds' own calls (for HubSpot, one search and one events call per event type).
         """
         for binding in self.crms.values():
             start_run = getattr(binding.adapter, "start_run", None)
             if start_run is not None:
-                start_run()  # per-run caches (owners, companies) start empty
-        active = _ActiveOwners(self.crms, report)
+                start_run()  # per-run caches (owners, companies, pacing estimates) start afresh
+        active = _OnFirstUse(lambda: self._active_owners(report))
         pointers = self.store.pointers()
         feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
         feeds.sort(key=lambda item: item[1].kind != "activities")
@@ -209,7 +421,7 @@ class Engine:
                 if feed.kind == "activities":
                     self._activity_page(report, crm, page, feed.scope)
                 else:
-                    self._page(report, crm, page, feed.scope, active.of(crm), pointers, now)
+                    self._page(report, crm, page, feed.scope, active, pointers, now)
                 if self._stop_requested(report, should_stop):
                     return
         for crm, binding in self.crms.items():
@@ -217,12 +429,45 @@ class Engine:
                 ids = [record_id for _object, record_id in batch]
                 records = binding.adapter.read(ids)
                 self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
-                           active.of(crm), pointers, now)  # fmt: skip
+                           active, pointers, now)  # fmt: skip
                 gone = sorted(set(ids) - {r.record_id for r in records})
                 if gone:  # deleted or merged in the CRM since: nothing left to decide
                     with self.store.transaction():
                         for object_type in {o for o, rid in batch if rid in gone}:
                             self.store.clear_pending(crm, object_type, gone)
+                if self._stop_requested(report, should_stop):
+                    return
+        self._recycle_sweep(report, active, pointers, now, should_stop)
+
+    def _recycle_sweep(
+        self,
+        report: RunReport,
+        active: Mapping[Crm, frozenset[str]],
+        pointers: dict[str, int],
+        now: datetime,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Re-decide people parked at a recyclable stage with nothing new: going quiet is the point.
+
+        Each person is read through one record (the first configured CRM that has one); `_page`
+        brings in their other records as for any page.
+        """
+        stages = sorted({stage for rule in self.mappings.criteria.recycle for stage in rule.stages})
+        if not stages or report.stopped:
+            return
+        chosen: dict[Crm, list[str]] = {}
+        for pid in self.store.stale_at_stage(stages, now - RECYCLE_SWEEP_AFTER):
+            mine = [(c, o, r) for c, o, r in self.store.records_of(pid) if c in self.crms]
+            mine = [k for k in mine if k[1] in self.crms[k[0]].objects]
+            if mine:
+                crm, _object, record_id = min(mine, key=lambda k: (list(self.crms).index(k[0]), k))
+                chosen.setdefault(crm, []).append(record_id)
+        for crm, ids in chosen.items():
+            for start in range(0, len(ids), PENDING_BATCH):
+                records = self.crms[crm].adapter.read(ids[start : start + PENDING_BATCH])
+                report.counts["recycle_checked"] += len(records)
+                self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
+                           active, pointers, now)  # fmt: skip
                 if self._stop_requested(report, should_stop):
                     return
 
@@ -235,15 +480,14 @@ class Engine:
 
     def _activity_page(self, report: RunReport, crm: Crm, page: Page, scope: str) -> None:
         """Append a page of activities and mark their people for evaluation, with the cursor."""
-        records = {r.record_id: r for r in page.records}
-        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        records = {_key(r): r for r in page.records}
+        with self.store.transaction():  # one commit for the page's identities, not one per record
+            person_of = {key: self._resolve(record) for key, record in records.items()}
         report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
         with self.store.transaction():
-            for object_type in {r.object_type for r in records.values()}:
-                marked = {
-                    rid: pid for rid, pid in person_of.items() if records[rid].object_type == object_type
-                }
-                self.store.mark_pending(crm, object_type, marked)
+            for c, object_type in {key[:2] for key in records}:
+                marked = {key[2]: pid for key, pid in person_of.items() if key[:2] == (c, object_type)}
+                self.store.mark_pending(c, object_type, marked)
             if page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         log.info(
@@ -252,62 +496,119 @@ class Engine:
                    "activities": len(page.activities), "written": 0, "failed": 0, "cursor": page.cursor},
         )  # fmt: skip
 
+    def _active_owners(self, report: RunReport | None = None) -> dict[Crm, frozenset[str]]:
+        """Per CRM, the owner ids routing may keep or assign: active users, plus queues that
+        routing.yaml names as a rep's id (a Salesforce queue as the fallback, say)."""
+        named = {rep_owner_id(rep, crm) for rep in self.mappings.routing.reps.values() for crm in self.crms}
+        active: dict[Crm, frozenset[str]] = {}
+        for crm, binding in self.crms.items():
+            owners = binding.adapter.owners()
+            if report is not None:
+                report.owners.update({o.id: o for o in owners})
+            active[crm] = frozenset(o.id for o in owners if o.active and (not o.is_queue or o.id in named))
+        return active
+
     def _page(
         self,
         report: RunReport,
         crm: Crm,
         page: Page,
         scope: str | None,
-        active: frozenset[str],
+        active: Mapping[Crm, frozenset[str]],
         pointers: dict[str, int],
         now: datetime,
     ) -> None:
-        """Decide, write and record one page; its cursor commits with its audit rows."""
+        """Decide, write and record one page; its cursor commits with its audit rows.
+
+        A person on the page who also has records elsewhere (the other CRM, or a Salesforce lead
+        and contact) is decided once over the merged timeline, and every one of their records is
+        written per its own mapping, in the same page.
+        """
         assert report.run_id is not None
-        binding = self.crms[crm]
-        records = {r.record_id: r for r in page.records}
-        person_of = {rid: self._resolve(record) for rid, record in records.items()}
+        records: dict[RecordKey, CrmRecord] = {_key(r): r for r in page.records}
         report.counts["records_read"] += len(records)
-        report.counts["activities_new"] += self.store.add_activities(_to_timeline(page.activities, person_of))
-        timelines = self.store.timelines(sorted(set(person_of.values())))
-        last_written: dict[str, dict[str, str | None]] = {}
-        for object_type in {r.object_type for r in records.values()}:
-            ids = sorted(rid for rid, r in records.items() if r.object_type == object_type)
-            last_written.update(self.store.last_written(crm, object_type, ids))
-
-        results: list[PersonResult] = []
-        for rid in sorted(records, key=lambda r: (records[r].modified_at or now, r)):
-            result = self._decide(
-                binding, records[rid], person_of[rid], timelines.get(person_of[rid], []), active, pointers,
-                last_written.get(rid, {}), now,
-            )  # fmt: skip
-            if result.routing.pointer is not None:
-                pool, position = result.routing.pointer
-                pointers[pool] = position
-            results.append(result)
-
-        intents = [r.intent for r in results if r.intent is not None]
-        try:
-            written = [] if report.dry_run or not intents else binding.adapter.apply(intents)
-        except DailyLimitExhausted as stop:
-            # Part of the page's writes landed before the budget ran out: audit them, keep the
-            # cursor where it was (the rerun reads the page again and the diff skips what landed).
-            landed = [w for w in stop.done if isinstance(w, WriteResult)]
-            with self.store.transaction():
-                for res in landed:
-                    self.store.record_write(report.run_id, res)
-            self._tally(report, [], landed)
-            raise
+        with self.store.transaction():  # one commit for the page's identities, not one per record
+            person_of = {key: self._resolve(record) for key, record in records.items()}
+            linked = self._linked_records(records, person_of)
         with self.store.transaction():
+            for key, record in linked.items():
+                records[key] = record
+                person_of[key] = self._resolve(record)
+            timeline = _to_timeline(page.activities, person_of)
+            report.counts["activities_new"] += self.store.add_activities(timeline)
+            timelines = self.store.timelines(sorted(set(person_of.values())))
+            entered = self.store.stage_entered(sorted(set(person_of.values())))
+            last_written: dict[RecordKey, dict[str, str | None]] = {}
+            for c, object_type in {(k[0], k[1]) for k in records}:
+                ids = sorted(k[2] for k in records if k[:2] == (c, object_type))
+                for rid, values in self.store.last_written(c, object_type, ids).items():
+                    last_written[(c, object_type, rid)] = values
+
+        people: dict[str, list[CrmRecord]] = {}
+        for key in sorted(records, key=lambda k: (records[k].crm != crm, records[k].modified_at or now, k)):
+            people.setdefault(person_of[key], []).append(records[key])
+        results: list[PersonResult] = []
+        decisions: list[Decision] = []
+        snapshots: list[tuple[str, dict[str, Any], str | None, str | None]] = []
+        for pid, person_records in people.items():
+            try:
+                decided = self._decide_person(
+                    person_records, pid, timelines.get(pid, []), active, pointers, last_written, now,
+                    entered.get(pid, (None, None))[1],
+                )  # fmt: skip
+            except ConnectorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one person's bad data must not stop the run
+                reason = f"{type(exc).__name__}: {redact(str(exc))[:300]}"
+                for record in person_records:
+                    log.warning(
+                        "skipped %s %s %s: %s", record.crm, record.object_type, record.record_id, reason,
+                        extra={"event": "record.skipped", "crm": record.crm, "record_id": record.record_id,
+                               "reason": reason},
+                    )  # fmt: skip
+                    report.skipped.append((record, reason))
+                continue
+            decisions.append(decided[0].decision)
+            results += decided
+            person, current, status = self._person_state(person_records)
+            snapshots.append((pid, person, current, status))
+
+        written: list[WriteResult] = []
+        if not report.dry_run:
+            for target in self.crms:
+                # A write the CRM refused is not sent again before it is due: not later in the same
+                # run (a record comes back with every feed that mentions it), not while its backoff
+                # runs, not once parked. A different write (the criteria or the CRM moved on) goes.
+                intents = [
+                    r.intent
+                    for r in results
+                    if r.intent is not None
+                    and r.intent.crm == target
+                    and self._held.get(_key(r.intent)) != r.intent.changes
+                ]
+                if intents:
+                    self._renew_leases()  # never write for a scope another run has taken over
+                    self.store.journal_sending(report.run_id, intents, pointers=pointers)
+                    written += self.crms[target].adapter.apply(intents)
+        with self.store.transaction():
+            if not report.dry_run:
+                self._renew_leases()  # fences the commit: a lost lease rolls the page back
             for res in written:
                 self.store.record_write(report.run_id, res)
-            for result in results:
-                self.store.save_decision(report.run_id, result.decision)
+                self._note_refused_owner(res)
+            # Nothing left to write for these: an older parked write no longer applies.
+            self.store.clear_failed_writes([r.record for r in results if r.intent is None])
+            self.store.save_decisions(report.run_id, decisions)
+            for decision in decisions:
+                self.store.record_stage(decision.person_id, decision.stage, now)
+            for pid, person, current, status in snapshots:
+                self.store.save_snapshot(pid, person, current, status, now)
             for pool, position in pointers.items():
                 self.store.set_pointer(pool, position)
-            for object_type in {r.object_type for r in records.values()}:
-                ids = [rid for rid, r in records.items() if r.object_type == object_type]
-                self.store.clear_pending(crm, object_type, ids)
+            for c, object_type in {key[:2] for key in records}:  # linked records are decided too
+                self.store.clear_pending(
+                    c, object_type, [key[2] for key in records if key[:2] == (c, object_type)]
+                )
             if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
         self._tally(report, results, written)
@@ -318,11 +619,32 @@ class Engine:
                    "cursor": page.cursor},
         )  # fmt: skip
 
+    def _linked_records(
+        self, records: Mapping[RecordKey, CrmRecord], person_of: Mapping[RecordKey, str]
+    ) -> dict[RecordKey, CrmRecord]:
+        """The current values of the page's people's other records, in every configured CRM."""
+        wanted: dict[Crm, set[str]] = {}
+        for pid in sorted(set(person_of.values())):
+            for c, object_type, rid in self.store.records_of(pid):
+                if (
+                    c in self.crms
+                    and object_type in self.crms[c].objects
+                    and (c, object_type, rid) not in records
+                ):
+                    wanted.setdefault(c, set()).add(rid)
+        found: dict[RecordKey, CrmRecord] = {}
+        for c, ids in sorted(wanted.items()):
+            for record in self.crms[c].adapter.read(sorted(ids)):
+                found[_key(record)] = record
+        return found
+
     def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:
         failed = {w.intent.record_id for w in written if not w.ok}
         report.failures += [w for w in written if not w.ok]
         report.counts["written"] += sum(1 for w in written if w.ok)
-        report.counts["failed"] += len(failed)
+        report.counts["failed"] += sum(1 for w in written if not w.ok and not w.gone)
+        report.counts["gone"] += sum(1 for w in written if w.gone)
+        report.counts["skipped"] = len(report.skipped)
         report.counts["evaluated"] += len(results)
         for result in results:
             decision = result.decision
@@ -335,7 +657,7 @@ class Engine:
             before = result.previous_stage or "(none)"
             if before != decision.stage:
                 report.transitions[(before, decision.stage)] += 1
-            owner_prop = self.crms[result.record.crm].fields.owner_property
+            owner_prop = self.crms[result.record.crm].of(result.record.object_type).fields.owner_property
             if owner_prop and owner_prop in result.intent.changes:
                 report.assigned[result.intent.changes[owner_prop]] += 1
             key = decision.disqualified_by or next(
@@ -347,34 +669,76 @@ class Engine:
 
     def _resolve(self, record: CrmRecord) -> str:
         return self.store.resolve_person(
-            record.crm, record.object_type, record.record_id, normalize_email(record.email)
+            record.crm,
+            record.object_type,
+            record.record_id,
+            match_key(record.email, fold_plus_tags=self.fold_plus_tags),
+            links=record.links,
         )
 
-    def person_values(self, record: CrmRecord) -> dict[str, Any]:
+    def person_values(self, record: CrmRecord, others: Sequence[CrmRecord] = ()) -> dict[str, Any]:
+        """The person's fields: this record's, gaps filled from their other records (in order)."""
         values: dict[str, Any] = dict(record.fields)
-        email = normalize_email(record.email)
+        for other in others:
+            for name, value in other.fields.items():
+                if values.get(name) in (None, ""):
+                    values[name] = value
+        raw = next((r.email for r in (record, *others) if normalize_email(r.email)), record.email)
+        email = normalize_email(raw)
         values["email"] = email or ""
         values["email_domain"] = email_domain(email)
         return values
 
-    def _decide(
+    def _current_stage(self, record: CrmRecord) -> str | None:
+        binding = self.crms[record.crm].of(record.object_type)
+        value = record.owned.get(binding.fields.stage.property)
+        return binding.stage_by_value.get(value.strip()) if value else None
+
+    def _current_status(self, record: CrmRecord) -> str | None:
+        """The record's lead status as a canonical name (None: empty or not in the mapping)."""
+        binding = self.crms[record.crm].of(record.object_type)
+        if binding.fields.lead_status is None:
+            return None
+        value = (record.owned.get(binding.fields.lead_status.property) or "").strip()
+        return binding.status_by_value.get(value.casefold()) if value else None
+
+    def _person_state(self, records: Sequence[CrmRecord]) -> tuple[dict[str, Any], str | None, str | None]:
+        """(person fields, highest current stage, first mapped lead status) over a person's records."""
+        order = self.mappings.criteria.stages
+        person = self.person_values(records[0], records[1:])
+        stages = [s for s in (self._current_stage(r) for r in records) if s is not None and s in order]
+        current = max(stages, key=order.index) if stages else None
+        status = next((s for s in (self._current_status(r) for r in records) if s is not None), None)
+        return person, current, status
+
+    def _decide_person(
         self,
-        binding: CrmBinding,
-        record: CrmRecord,
+        records: Sequence[CrmRecord],
         pid: str,
         timeline: Sequence[Activity],
-        active: frozenset[str],
-        pointers: Mapping[str, int],
-        last_written: Mapping[str, str | None],
+        active: Mapping[Crm, frozenset[str]],
+        pointers: dict[str, int],
+        last_written: Mapping[RecordKey, Mapping[str, str | None]],
         now: datetime,
-    ) -> PersonResult:
-        person = self.person_values(record)
-        stage_value = record.owned.get(binding.fields.stage.property)
-        current = binding.stage_by_value.get(stage_value) if stage_value else None
+        stage_entered_at: datetime | None = None,
+    ) -> list[PersonResult]:
+        """One decision for one person, then routing and a diff per CRM record of theirs.
+
+        The current stage is the highest any record shows (stages only move forward, so no CRM is
+        pulled back to another's lower value). Owners: a record with an active owner keeps them;
+        the others get the same rep, by their id in that CRM (routing.yaml reps), so one person has
+        one owner across CRMs; only when that rep cannot own records there is it routed anew.
+        """
+        order = self.mappings.criteria.stages
+        person, current, status = self._person_state(records)
         decision = self.evaluator.evaluate(
-            person_id=pid, person=person, timeline=timeline, current_stage=current, now=now
+            person_id=pid,
+            person=person,
+            timeline=timeline,
+            current_stage=current,
+            now=now,
+            handoff=Handoff(lead_status=status, stage_entered_at=stage_entered_at),
         )
-        owner_prop = binding.fields.owner_property
         context = expression_context(
             signals=decision.signals,
             fit_score=decision.fit_score,
@@ -382,39 +746,104 @@ class Engine:
             person=self.evaluator.person_context(person),
             lists=self.mappings.criteria.lists,
         )
-        outcome = route(
-            self.mappings.routing,
-            crm=record.crm,
-            stage=decision.stage,
-            disqualified=decision.disqualified_by is not None,
-            person=person,
-            current_owner_id=record.owned.get(owner_prop) if owner_prop else None,
-            active_owner_ids=active,
-            pointers=pointers,
-            when=self.routing_when,
-            context=context,
+
+        def owner_of(record: CrmRecord) -> str | None:
+            prop = self.crms[record.crm].of(record.object_type).fields.owner_property
+            return (record.owned.get(prop) or None) if prop else None
+
+        ordered = sorted(records, key=lambda r: owner_of(r) not in active[r.crm])
+        shared_rep: str | None = None
+        results: list[PersonResult] = []
+        for record in ordered:
+            binding = self.crms[record.crm].of(record.object_type)
+            outcome = route(
+                self.mappings.routing,
+                crm=record.crm,
+                stage=decision.stage,
+                disqualified=decision.disqualified_by is not None,
+                person=person,
+                current_owner_id=owner_of(record),
+                active_owner_ids=active[record.crm],
+                pointers=pointers,
+                when=self.routing_when,
+                context=context,
+            )
+            outcome = self._keep_refused_choice(record, outcome, active[record.crm])
+            kept = outcome.owner_id is not None and outcome.owner_id == owner_of(record)
+            if shared_rep is not None and not kept and outcome.rep != shared_rep:
+                same = self._same_rep(shared_rep, record.crm, active[record.crm], outcome)
+                outcome = same or outcome
+            if outcome.pointer is not None:
+                pool, position = outcome.pointer
+                pointers[pool] = position
+            shared_rep = shared_rep or outcome.rep
+            record_decision = dataclasses.replace(
+                decision, owner_id=outcome.owner_id, owner_reason=outcome.reason
+            )
+            intent = plan_write(
+                crm=record.crm,
+                object_type=record.object_type,
+                record_id=record.record_id,
+                person_id=pid,
+                decision=record_decision,
+                owner_id=outcome.owner_id if binding.fields.owner_property else None,
+                current=record.owned,
+                last_written=last_written.get(_key(record), {}),
+                fields=binding.fields,
+                stage_order=order,
+                sales_owned=frozenset(self.mappings.criteria.sales_owned),
+            )
+            results.append(
+                PersonResult(
+                    person_id=pid,
+                    record=record,
+                    decision=record_decision,
+                    routing=outcome,
+                    intent=_stamp_mql(intent, binding, record, record_decision, now),
+                    previous_stage=self._current_stage(record),
+                    previous_lead_status=self._current_status(record),
+                )
+            )
+        first = next(r for r in results if r.record is records[0])
+        return [first, *(r for r in results if r is not first)]
+
+    def _same_rep(
+        self, rep_key: str, crm: Crm, active: frozenset[str], routed: RoutingOutcome
+    ) -> RoutingOutcome | None:
+        """`routed` re-aimed at the rep the person already has in another CRM, if they can own here."""
+        rep = self.mappings.routing.reps.get(rep_key)
+        owner_id = rep_owner_id(rep, crm) if rep is not None else None
+        if rep is None or owner_id is None or owner_id not in active:
+            return None
+        reason = f"assigned {rep.name} (owner {owner_id}): the same rep owns this person's other CRM record"
+        return dataclasses.replace(
+            routed, owner_id=owner_id, rep=rep_key, pool=None, rule=None, reason=reason, pointer=None
         )
-        decision = dataclasses.replace(decision, owner_id=outcome.owner_id, owner_reason=outcome.reason)
-        intent = plan_write(
-            crm=record.crm,
-            object_type=record.object_type,
-            record_id=record.record_id,
-            person_id=pid,
-            decision=decision,
-            owner_id=outcome.owner_id if owner_prop else None,
-            current=record.owned,
-            last_written=last_written,
-            fields=binding.fields,
-            stage_order=self.mappings.criteria.stages,
-            sales_owned=frozenset(self.mappings.criteria.sales_owned),
-        )
-        return PersonResult(
-            person_id=pid,
-            record=record,
-            decision=decision,
-            routing=outcome,
-            intent=intent,
-            previous_stage=current,
+
+    def _keep_refused_choice(
+        self, record: CrmRecord, outcome: RoutingOutcome, active: frozenset[str]
+    ) -> RoutingOutcome:
+        """Re-offer a parked write's round-robin owner instead of taking another turn.
+
+        The pool's pointer moved when that owner was first chosen; choosing again on retry would
+        skip a rep and hand the person to someone else than an uninterrupted run would have.
+        """
+        attempted = self._refused_owner.get((record.crm, record.object_type, record.record_id))
+        if attempted is None or outcome.pointer is None or outcome.pool is None:
+            return outcome
+        if attempted == outcome.owner_id:
+            return dataclasses.replace(outcome, pointer=None)  # the turn was taken the first time
+        routing = self.mappings.routing
+        pool = routing.pools.get(outcome.pool)
+        members = {rep_owner_id(routing.reps[m], record.crm): m for m in pool.members} if pool else {}
+        if attempted not in active or attempted not in members:
+            return outcome
+        return dataclasses.replace(
+            outcome,
+            owner_id=attempted,
+            rep=members[attempted],
+            pointer=None,
+            reason=f"{outcome.reason}; kept {members[attempted]}, chosen before the CRM refused the write",
         )
 
     # ------------------------------------------------------------------ explain
@@ -426,17 +855,30 @@ class Engine:
                 record = binding.adapter.find(key) or self._find_by_person(crm, key)
                 if record is None:
                     continue
-                owners = binding.adapter.owners()
-                active = frozenset(o.id for o in owners if o.active and not o.is_queue)
                 pid = self._resolve(record)
-                activities = binding.adapter.activities_for([record])
-                self.store.add_activities(_to_timeline(activities, {record.record_id: pid}))
+                records = {_key(record): record}
+                records.update(self._linked_records(records, {_key(record): pid}))
+                person_of = {k: self._resolve(r) for k, r in records.items()}
+                activities: list[SourceActivity] = []
+                for c in self.crms:
+                    mine = [r for r in records.values() if r.crm == c]
+                    if mine:
+                        activities += self.crms[c].adapter.activities_for(mine)
+                self.store.add_activities(_to_timeline(activities, person_of))
                 timeline = self.store.timelines([pid])[pid]
-                last = self.store.last_written(crm, record.object_type, [record.record_id])
-                return self._decide(
-                    binding, record, pid, timeline, active, self.store.pointers(),
-                    last.get(record.record_id, {}), self.clock(),
-                )  # fmt: skip
+                last: dict[RecordKey, dict[str, str | None]] = {}
+                for r in records.values():
+                    for rid, values in self.store.last_written(r.crm, r.object_type, [r.record_id]).items():
+                        last[(r.crm, r.object_type, rid)] = values
+                people = [record, *(r for k, r in records.items() if k != _key(record))]
+                entered = self.store.stage_entered([pid]).get(pid, (None, None))[1]
+                result = self._decide_person(
+                    people, pid, timeline, self._active_owners(), self.store.pointers(), last, self.clock(),
+                    entered,
+                )[0]  # fmt: skip
+                person, _current, _status = self._person_state(people)
+                gaps = self.evaluator.gaps(result.decision, person)
+                return dataclasses.replace(result, gaps=tuple(gaps))
         return None
 
     def _find_by_person(self, crm: Crm, key: str) -> CrmRecord | None:
@@ -449,24 +891,105 @@ class Engine:
         return None
 
 
+def _dead_on_this_host(holder: str) -> bool:
+    """True when `holder` ("host:pid") names a process on this host that no longer exists.
+
+    A lease's holder that crashed on the same machine (cron, a restarted worker) is then taken over
+    at once instead of after the lease expires. Containers have their own hostnames, so there the
+    expiry decides, as it must: a pid means nothing across machines.
+    """
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
+def _key(item: CrmRecord | WriteIntent) -> RecordKey:
+    """The (crm, object type, record id) a record or a write is about."""
+    return (item.crm, item.object_type, item.record_id)
+
+
 def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
-    fields = FieldMap(
-        stage=crm_map.stage,
-        lead_status=crm_map.lead_status,
-        owner_property=crm_map.owner.property if crm_map.owner else None,
-        writes=frozenset(crm_map.writes),
-    )
-    return CrmBinding(
-        adapter=adapter,
-        fields=fields,
-        stage_by_value={value: stage for stage, value in crm_map.stage.values.items()},
-    )
+    objects: dict[str, ObjectBinding] = {}
+    if isinstance(crm_map, HubSpotMapping):
+        lead_status = crm_map.lead_status
+        fields = FieldMap(
+            stage=crm_map.stage,
+            lead_status=lead_status,
+            owner_property=crm_map.owner.property if crm_map.owner else None,
+            writes=frozenset(crm_map.writes),
+            reason_property=crm_map.stage_reason.property if crm_map.stage_reason else None,
+            date_property=crm_map.stage_date.property if crm_map.stage_date else None,
+            protected_statuses=frozenset(
+                value.strip().casefold() for value in (lead_status.protected if lead_status else [])
+            ),
+        )
+        objects[crm_map.object] = ObjectBinding(
+            fields,
+            {v: s for s, v in crm_map.stage.values.items()},
+            status_by_value={v.casefold(): s for s, v in lead_status.values.items()} if lead_status else {},
+        )
+    elif isinstance(crm_map, SalesforceMapping):
+        for name, obj in crm_map.objects.items():
+            status = obj.lead_status
+            fields = FieldMap(
+                stage=ValueMap(property=obj.stage.field, values=obj.stage.values),
+                lead_status=ValueMap(property=status.field, values=status.values) if status else None,
+                owner_property=obj.owner.field if obj.owner else None,
+                writes=frozenset(obj.writes),
+            )
+            by_value: dict[str, str] = {}
+            for (
+                stage,
+                value,
+            ) in obj.stage.values.items():  # several stages may share a value: keep the highest
+                by_value[value] = stage
+            objects[name] = ObjectBinding(
+                fields,
+                by_value,
+                obj.mql_date,
+                obj.mql_reason,
+                status_by_value={v.casefold(): s for s, v in status.values.items()} if status else {},
+            )
+    else:
+        raise ConfigError(f"unsupported CRM mapping {type(crm_map).__name__}")
+    return CrmBinding(adapter=adapter, objects=objects)
 
 
-def _to_timeline(items: Sequence[SourceActivity], person_of: Mapping[str, str]) -> list[Activity]:
+def _stamp_mql(
+    intent: WriteIntent | None, binding: ObjectBinding, record: CrmRecord, decision: Decision, now: datetime
+) -> WriteIntent | None:
+    """Add the optional MQL date and reason fields when this write moves the record to MQL.
+
+    Only empty fields are stamped: the date of the first hand-off stays, whoever set it.
+    """
+    stage_prop = binding.fields.stage.property
+    if intent is None or intent.changes.get(stage_prop) != binding.fields.stage.values.get("mql"):
+        return intent
+    extra: dict[str, str] = {}
+    stamps = (
+        (binding.mql_date, now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        (binding.mql_reason, decision.reason[:255]),
+    )
+    for prop, value in stamps:
+        if prop and prop in binding.fields.writes and not (record.owned.get(prop) or "").strip():
+            extra[prop] = value
+    if not extra:
+        return intent
+    before = {**intent.before, **{p: record.owned.get(p) for p in extra}}
+    return dataclasses.replace(intent, changes={**intent.changes, **extra}, before=before)
+
+
+def _to_timeline(items: Sequence[SourceActivity], person_of: Mapping[RecordKey, str]) -> list[Activity]:
     out = []
     for a in items:
-        pid = person_of.get(a.record_id)
+        pid = person_of.get((a.crm, a.object_type, a.record_id))
         if pid is None:  # an activity of a record the CRM no longer returns (deleted or merged)
             continue
         out.append(

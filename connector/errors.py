@@ -12,12 +12,24 @@ from typing import Any
 
 
 class ExitCode:
+    """Process exit codes, as documented in the README ("Exit codes").
+
+    A scheduler reads them to decide what to do: 1 means the run finished but left work behind
+    (records parked, or the daily API budget ran out) and the next run picks it up; 2 needs a human
+    to fix settings or mappings; 3 means the CRM could not be reached or refused the credentials
+    (retrying after a pause may help, a new token certainly does); 4 means another run holds the
+    lease on the scope, so this one did nothing and can simply run again later. 5 is for what the
+    connector did not expect (a bug, or a CRM answer it does not understand); cursors stay where
+    they were, so nothing is lost, but someone should read the log.
+    """
+
     OK = 0
-    FATAL = 1
+    PARTIAL = 1
     CONFIG = 2
     AUTH = 3
-    PARTIAL = 4
-    TRANSIENT = 5
+    CONNECTION = 3
+    LEASE = 4
+    FATAL = 5
 
 
 class ConnectorError(Exception):
@@ -70,9 +82,13 @@ class AuthError(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying after a pause (5xx, timeouts, connection resets)."""
+    """Worth retrying after a pause (5xx, timeouts, connection resets).
 
-    exit_code = ExitCode.TRANSIENT
+    Retried inside the run first; when the retries run out the CRM is unreachable for now, which
+    a scheduler treats like an authentication failure: exit 3, try again later.
+    """
+
+    exit_code = ExitCode.CONNECTION
 
 
 class RateLimited(TransientError):
@@ -115,7 +131,33 @@ class RecordError(ConnectorError):
         self.record_id = record_id
 
 
+class LeaseHeld(ConnectorError):
+    """Another run holds the lease on this scope: this run did nothing and can run again later."""
+
+    exit_code = ExitCode.LEASE
+
+    def __init__(self, message: str, *, scope: str, holder: str, detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.scope = scope
+        self.holder = holder
+
+
+class LeaseLost(LeaseHeld):
+    """Our lease expired and another run took the scope over: stop before writing anything more."""
+
+
+class SchemaBehind(ConfigError):
+    """The state database predates this connector's schema: `connector migrate` must run first."""
+
+
 class FatalError(ConnectorError):
     """A bug or an unexpected CRM answer: stop the run, keep cursors where they were."""
 
     exit_code = ExitCode.FATAL
+
+
+class ApiShareReached(DailyLimitExhausted):
+    """This run used the share of the CRM's remaining daily API requests it may use: stop cleanly.
+
+    Cursors of committed pages are kept; the next run resumes from them.
+    """

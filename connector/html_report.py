@@ -12,7 +12,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html import escape
-from typing import Any
 
 from connector.errors import ConfigError
 from connector.mapping.loader import Mappings
@@ -49,9 +48,13 @@ def collect(store: StateStore, mappings: Mappings, run_id: str | None = None) ->
     funnel = [(stage, counts.get(stage, 0)) for stage in order] + [
         (stage, n) for stage, n in sorted(counts.items()) if stage not in order
     ]
-    stage_props = {crm: m.stage.property for crm, m in _crm_maps(mappings).items()}
-    owner_props = {crm: m.owner.property for crm, m in _crm_maps(mappings).items() if m.owner}
-    canonical = {crm: {v: k for k, v in m.stage.values.items()} for crm, m in _crm_maps(mappings).items()}
+    maps = _object_maps(mappings)
+    stage_props = {key: m[0] for key, m in maps.items()}
+    owner_props = {key: m[1] for key, m in maps.items() if m[1]}
+    canonical = {key: m[2] for key, m in maps.items()}
+    by_crm: dict[str, dict[str, str]] = {}
+    for (crm, _object), names in canonical.items():
+        by_crm.setdefault(crm, {}).update(names)
     reps = _rep_names(mappings)
 
     transitions: Counter[tuple[str, str]] = Counter()
@@ -60,25 +63,35 @@ def collect(store: StateStore, mappings: Mappings, run_id: str | None = None) ->
         for row in store.audit_rows(run_id=run.id):
             if row["outcome"] != "written":
                 continue
-            crm = row["crm"]
-            if row["property"] == stage_props.get(crm):
-                names = canonical.get(crm, {})
+            key = (row["crm"], row["object_type"])
+            if row["property"] == stage_props.get(key):
+                names = canonical.get(key, {})
                 before = names.get(row["before"] or "", row["before"] or "(none)")
                 transitions[(before, names.get(row["after"] or "", row["after"] or ""))] += 1
-            elif row["property"] == owner_props.get(crm):
+            elif row["property"] == owner_props.get(key):
                 handoffs[reps.get(row["after"] or "", row["after"] or "-")] += 1
 
     daily: dict[str, Counter[str]] = defaultdict(Counter)
     for day, crm, value, n in store.daily_writes(sorted(set(stage_props.values()))):
-        daily[day][canonical.get(crm, {}).get(value, value)] += n
+        daily[day][by_crm.get(crm, {}).get(value, value)] += n
     return ReportData(
         run=run, funnel=funnel, transitions=transitions, handoffs=handoffs, daily=dict(daily),
         failures=store.failed_writes(),
     )  # fmt: skip
 
 
-def _crm_maps(mappings: Mappings) -> dict[str, Any]:
-    return dict(mappings.crms)
+def _object_maps(mappings: Mappings) -> dict[tuple[str, str], tuple[str, str | None, dict[str, str]]]:
+    """(crm, object type) -> (stage field, owner field, CRM stage value -> canonical stage)."""
+    out: dict[tuple[str, str], tuple[str, str | None, dict[str, str]]] = {}
+    if mappings.hubspot is not None:
+        m = mappings.hubspot
+        owner = m.owner.property if m.owner else None
+        out[("hubspot", m.object)] = (m.stage.property, owner, {v: k for k, v in m.stage.values.items()})
+    if mappings.salesforce is not None:
+        for name, obj in mappings.salesforce.objects.items():
+            owner = obj.owner.field if obj.owner else None
+            out[("salesforce", name)] = (obj.stage.field, owner, {v: k for k, v in obj.stage.values.items()})
+    return out
 
 
 def _rep_names(mappings: Mappings) -> dict[str, str]:

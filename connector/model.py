@@ -65,6 +65,9 @@ class CrmRecord:
     modified_at: datetime | None = None
     source_values: dict[str, str | None] = field(default_factory=dict)
     """Raw values read only to derive activities (e.g. a "last email open" date property)."""
+    links: tuple[tuple[Crm, str, str], ...] = ()
+    """Records of the same person in another CRM, as this CRM declares them: (crm, object, id),
+    e.g. HubSpot's `salesforceleadid` / `salesforcecontactid` on a contact."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class Owner:
 class RuleTrace:
     """One rule as evaluated: what it said, whether it held, and the values it read."""
 
-    kind: Literal["stage", "disqualifier", "fit", "routing", "keep"]
+    kind: Literal["stage", "disqualifier", "fit", "routing", "keep", "recycle"]
     name: str
     expression: str
     matched: bool
@@ -109,6 +112,10 @@ class Decision:
     disqualified_by: str | None = None
     owner_id: str | None = None
     owner_reason: str | None = None
+    recycled_by: str | None = None
+    """The recycle rule that sent a stalled hand-off back to nurture (it sets `lead_status`)."""
+    rule: str | None = None
+    """The stage rule that fired (None: the default stage)."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,14 @@ class WriteIntent:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """The CRM's answer for one intent. `error` is the CRM's own message when it refused."""
+    """The CRM's answer for one intent. `error` is the CRM's own message when it refused.
+
+    `gone` says the record no longer exists (deleted or merged away between read and write): there
+    is nothing to retry, so it is audited and not parked.
+    """
 
     intent: WriteIntent
     ok: bool
     error: str | None = None
     retryable: bool = False
+    gone: bool = False

@@ -5,14 +5,18 @@ Rendering only — every number shown here was computed by the engine or read fr
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from connector.engine import PersonResult, RunReport
+from connector.lifecycle.simulate import Comparison, DayCounts
 from connector.model import Owner
 from connector.state.store import StateStore, StoredDecision
 
@@ -103,11 +107,26 @@ def print_summary(console: Console, report: RunReport) -> None:
             t.add_row(name, str(n))
         console.print(t)
     for failure in report.failures:
+        what = "gone (deleted or merged in the CRM, not retried)" if failure.gone else "failed"
         console.print(
-            f"[red]failed[/red] {failure.intent.crm} {failure.intent.record_id}: {failure.error}", markup=True
+            f"{what} {failure.intent.crm} {failure.intent.record_id}: {failure.error}",
+            markup=False,
+            style=None if failure.gone else "red",
         )
-    if report.limited:
-        console.print(f"[yellow]stopped early[/yellow]: {report.limited}", markup=True)
+    for record, reason in report.skipped:
+        console.print(
+            f"skipped {record.crm} {record.object_type} {record.record_id} (bad data): {reason}",
+            markup=False,
+            style="yellow",
+        )
+    recovered = {k.removeprefix("recovered_"): n for k, n in c.items() if k.startswith("recovered_")}
+    if recovered:
+        console.print(
+            "Settled writes an interrupted run left unconfirmed: "
+            + ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(recovered.items()))
+        )
+    if c["retried"]:
+        console.print(f"Retried {c['retried']} parked write(s) that were due.")
 
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:
@@ -120,7 +139,14 @@ def print_explain(console: Console, result: PersonResult, stored: StoredDecision
     console.print(f"Fit: score {d.fit_score}, grade {d.fit_grade}")
     if d.disqualified_by:
         console.print(f"Disqualified by: {d.disqualified_by}")
+    if d.recycled_by:
+        console.print(f"Recycled by: {d.recycled_by} (lead status {d.lead_status})")
+    console.print(f"Criteria version: {d.criteria_version}")
     console.print(f"Owner: {d.owner_id or '-'} — {d.owner_reason or ''}")
+    if result.gaps:
+        console.print("[bold]What is missing for a higher stage[/bold]:")
+        for gap in result.gaps:
+            console.print(f"  {gap.sentence()}", markup=False)
     signals = Table(title="Signals")
     signals.add_column("signal")
     signals.add_column("value", justify="right")
@@ -162,6 +188,8 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "fit_score": d.fit_score,
             "fit_grade": d.fit_grade,
             "disqualified_by": d.disqualified_by,
+            "recycled_by": d.recycled_by,
+            "rule": d.rule,
             "signals": d.signals,
             "criteria_version": d.criteria_version,
             "evaluated_at": d.evaluated_at.isoformat(),
@@ -175,6 +203,16 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "reason": result.routing.reason,
             "trace": [asdict(t) for t in result.routing.trace],
         },
+        "next_stage": [
+            {
+                "rule": gap.rule,
+                "stage": gap.stage,
+                "missing": list(gap.missing),
+                "failed_conditions": list(gap.failed),
+                "blocked_by": gap.blocked_by,
+            }
+            for gap in result.gaps
+        ],
         "would_write": result.intent.changes if result.intent else {},
         "stored_decision": (
             {
@@ -189,15 +227,20 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
     }
 
 
-def print_status(console: Console, store: StateStore) -> None:
+def print_status(console: Console, store: StateStore, *, now: datetime | None = None) -> None:
+    """Last runs, cursors, leases, people per stage and parked failures, as tables people read."""
+    now = now or datetime.now(UTC)
+    console.print(f"State database: {store.url} (schema version {store.schema_version()})")
     runs = Table(title="Recent runs")
-    for col in ("run", "command", "started (UTC)", "status", "written", "failed", "error"):
+    for col in ("run", "command", "started (UTC)", "took", "status", "written", "failed", "error"):
         runs.add_column(col, overflow="fold")
     for r in store.runs(10):
+        took = f"{(r.finished_at - r.started_at).total_seconds():.1f}s" if r.finished_at else "-"
         runs.add_row(
             r.id,
             r.command,
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            took,
             r.status,
             str(r.counts.get("written", 0)),
             str(r.counts.get("failed", 0)),
@@ -205,11 +248,29 @@ def print_status(console: Console, store: StateStore) -> None:
         )
     console.print(runs)
     cursors = Table(title="Cursors")
-    cursors.add_column("scope")
-    cursors.add_column("value")
-    for scope, value in sorted(store.cursors().items()):
-        cursors.add_row(scope, value)
+    for col in ("scope", "value", "updated (UTC)"):
+        cursors.add_column(col)
+    for scope, value, updated in store.cursor_rows():
+        cursors.add_row(scope, value, f"{updated:%Y-%m-%d %H:%M:%S}")
     console.print(cursors)
+    leases = store.leases()
+    if leases:
+        t = Table(title="Leases (one writer per scope)")
+        for col in ("scope", "holder", "run", "since (UTC)", "expires (UTC)", "state"):
+            t.add_column(col, overflow="fold")
+        for lease in leases:
+            state = "expired (free to take over)" if lease.expires_at <= now else "held"
+            t.add_row(
+                lease.scope,
+                lease.holder,
+                lease.run_id or "-",
+                f"{lease.acquired_at:%Y-%m-%d %H:%M:%S}",
+                f"{lease.expires_at:%Y-%m-%d %H:%M:%S}",
+                state,
+            )
+        console.print(t)
+    else:
+        console.print("No leases held: no run is writing.")
     stages = Table(title="People by last decided stage")
     stages.add_column("stage")
     stages.add_column("people", justify="right")
@@ -221,8 +282,129 @@ def print_status(console: Console, store: StateStore) -> None:
         console.print("No parked write failures.")
         return
     t = Table(title="Parked write failures")
-    for col in ("crm", "record", "changes", "attempts", "error"):
+    for col in ("crm", "record", "changes", "tries", "next try (UTC)", "CRM's reason"):
         t.add_column(col, overflow="fold")
     for f in failed:
-        t.add_row(f.crm, f.record_id, str(f.changes), str(f.attempts), f.error)
+        if f.next_attempt_at is None:
+            nxt = "parked: run retry-failed"
+        else:
+            nxt = f"{f.next_attempt_at:%Y-%m-%d %H:%M}" + (" (due)" if f.next_attempt_at <= now else "")
+        changes = ", ".join(f"{k}={v}" for k, v in sorted(f.changes.items()))
+        t.add_row(f.crm, f"{f.object_type} {f.record_id}", changes, str(f.attempts), nxt, f.error)
     console.print(t)
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def _ordered_stages(comparison: Comparison) -> list[str]:
+    seen = set(comparison.current) | set(comparison.proposed)
+    return [s for s in comparison.stages if s in seen] + sorted(seen - set(comparison.stages))
+
+
+def print_simulation(console: Console, comparison: Comparison, *, samples: int = 5) -> None:
+    c = comparison
+    console.print(
+        f"[bold]Simulation[/bold] as of {c.as_of:%Y-%m-%d %H:%M} UTC over {c.people} people: criteria "
+        f"{c.current_version} (current) vs {c.proposed_version} (proposed). Nothing was written."
+    )
+    counts = Table(title="People per stage")
+    for col in ("stage", "current", "proposed", "change"):
+        counts.add_column(col, justify="left" if col == "stage" else "right")
+    for stage in _ordered_stages(c):
+        before, after = c.current[stage], c.proposed[stage]
+        counts.add_row(stage, str(before), str(after), f"{after - before:+d}" if after != before else "0")
+    console.print(counts)
+    if not c.moved:
+        console.print("No one would change stage.")
+        return
+    matrix = Table(title=f"Who would move ({c.moved} people): current -> proposed")
+    matrix.add_column("from \\ to")
+    stages = _ordered_stages(c)
+    for stage in stages:
+        matrix.add_column(stage, justify="right")
+    for source in stages:
+        row = [str(c.matrix.get((source, target), 0) or "") for target in stages]
+        matrix.add_row(source, *row)
+    console.print(matrix)
+    console.print(f"[bold]Examples[/bold] (up to {samples} per change):")
+    for move in c.samples:
+        console.print(f"  {move.label}: {move.before} -> {move.after}", markup=False)
+        console.print(f"      now:      {move.reason_before}", markup=False)
+        console.print(f"      proposed: {move.reason_after}", markup=False)
+
+
+def simulation_markdown(comparison: Comparison) -> str:
+    """The effect of a criteria change, small enough to paste into a pull request."""
+    c = comparison
+    lines = [
+        f"### Criteria change: {c.current_version} -> {c.proposed_version}",
+        "",
+        f"Simulated as of {c.as_of:%Y-%m-%d %H:%M} UTC over {c.people} people; {c.moved} would change stage.",
+        "",
+        "| stage | current | proposed | change |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for stage in _ordered_stages(c):
+        before, after = c.current[stage], c.proposed[stage]
+        lines.append(f"| {stage} | {before} | {after} | {after - before:+d} |")
+    if c.moved:
+        lines += ["", "| from | to | people |", "| --- | --- | ---: |"]
+        for (source, target), n in sorted(c.matrix.items(), key=lambda item: (-item[1], item[0])):
+            if source != target:
+                lines.append(f"| {source} | {target} | {n} |")
+        lines += ["", "<details><summary>Examples</summary>", ""]
+        for move in c.samples:
+            lines.append(f"- **{_md(move.label)}** {move.before} -> {move.after}")
+            lines.append(f"  - current: {_md(move.reason_before)}")
+            lines.append(f"  - proposed: {_md(move.reason_after)}")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def simulation_csv(comparison: Comparison) -> str:
+    """Every person who would move: person id, label, stages and the rules behind them."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["person_id", "person", "current_stage", "proposed_stage", "current_rule", "proposed_rule"]
+    )
+    for move in comparison.moves:
+        writer.writerow(
+            [
+                move.person_id,
+                move.label,
+                move.before,
+                move.after,
+                move.rule_before or "",
+                move.rule_after or "",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def print_history(console: Console, days: list[DayCounts], stages: list[str]) -> None:
+    table = Table(title="Stage counts per day, current / proposed (replayed, forward-only)")
+    table.add_column("day")
+    for stage in stages:
+        table.add_column(stage, justify="right")
+    for day in days:
+        cells = [f"{day.current[s]} / {day.proposed[s]}" for s in stages]
+        table.add_row(f"{day.day:%Y-%m-%d}", *cells)
+    console.print(table)
+
+
+def history_markdown(days: list[DayCounts], stages: list[str]) -> str:
+    lines = ["", "#### Day by day (current / proposed)", "", "| day | " + " | ".join(stages) + " |"]
+    lines.append("| --- |" + " ---: |" * len(stages))
+    for day in days:
+        lines.append(
+            f"| {day.day:%Y-%m-%d} | "
+            + " | ".join(f"{day.current[s]} / {day.proposed[s]}" for s in stages)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"

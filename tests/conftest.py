@@ -3,14 +3,74 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+pytest_plugins = ["sf_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO / "mappings"
+# The PostgreSQL server the state tests use (trust auth on loopback where tests run). Not a
+# CONNECTOR_* variable on purpose: those are cleared for every test.
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """A fresh PostgreSQL database for this test session (dropped at the end), or None with the
+    reason recorded when no server answers; each test then gets its own schema inside it."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        _PG_UNAVAILABLE.append(f"no PostgreSQL at {PG_ADMIN_URL} ({type(exc).__name__}: {exc})")
+        yield None
+        return
+    name = f"connector_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base = PG_ADMIN_URL.rsplit("/", 1)[0]
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_PG_UNAVAILABLE: list[str] = []
+
+
+def _pg_schema_url(database_url: str) -> Iterator[str]:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        # Durability is no concern in tests: skip the fsync per commit.
+        options = f"-csearch_path={schema} -csynchronous_commit=off"
+        yield f"{database_url}?options={quote(options)}"
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=BACKENDS)
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A state database URL on each backend: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    database = request.getfixturevalue("pg_database")
+    if database is None:
+        pytest.skip(_PG_UNAVAILABLE[0] if _PG_UNAVAILABLE else "no PostgreSQL server reachable")
+    yield from _pg_schema_url(database)
 
 
 @pytest.fixture(autouse=True)

@@ -73,8 +73,8 @@ BROKEN = {
     # id: (file, original text, replacement, line marker, message fragment)
     "unknown-key": (
         "criteria.yaml",
-        '    window_days: 30\n    description: "Number of interactions overall"',
-        '    window_days: 30\n    windw: 3\n    description: "Number of interactions overall"',
+        "    window_days: 30\n    unit: interaction\n",
+        "    window_days: 30\n    windw: 3\n    unit: interaction\n",
         "windw: 3",
         "windw",
     ),
@@ -128,7 +128,18 @@ def test_validate_reports_file_and_line_and_exits_2(tmp_path: Path, case: str) -
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = connector("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("validate", "plan", "sync", "explain", "status", "sandbox", "demo"):
+    for command in (
+        "validate",
+        "plan",
+        "sync",
+        "retry-failed",
+        "explain",
+        "status",
+        "forget",
+        "migrate",
+        "sandbox",
+        "demo",
+    ):
         assert command in result.stdout
 
 
@@ -148,9 +159,14 @@ def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) ->
     ) as proc:
         try:
             assert proc.stdout is not None
-            lines = [proc.stdout.readline() for _ in range(4)]
-            url = next(ln.split("=", 1)[1].strip() for ln in lines if "CONNECTOR_HUBSPOT_BASE_URL=" in ln)
-            token = next(ln.split("=", 1)[1].strip() for ln in lines if "CONNECTOR_HUBSPOT_TOKEN=" in ln)
+            lines: list[str] = []
+            while not lines or "Ctrl-C" not in lines[-1]:
+                lines.append(proc.stdout.readline())
+                assert lines[-1], "the sandbox stopped before printing how to connect"
+            env = {
+                ln.split("=", 1)[0].split()[-1]: ln.split("=", 1)[1].strip() for ln in lines if "export" in ln
+            }
+            url, token = env["CONNECTOR_HUBSPOT_BASE_URL"], env["CONNECTOR_HUBSPOT_TOKEN"]
             assert url.startswith("http://127.0.0.1:")
             request = urllib.request.Request(
                 f"{url}/crm/v3/owners?limit=100", headers={"Authorization": f"Bearer {token}"}
@@ -158,7 +174,62 @@ def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) ->
             with urllib.request.urlopen(request, timeout=10) as response:
                 owners = json.load(response)["results"]
             assert len(owners) >= 5
+            import requests
+
+            sf = requests.Session()
+            sf.verify, sf.trust_env = env["CONNECTOR_SALESFORCE_CA_BUNDLE"], False
+            sf.headers["Authorization"] = f"Bearer {env['CONNECTOR_SALESFORCE_SESSION_ID']}"
+            answer = sf.get(
+                f"{env['CONNECTOR_SALESFORCE_INSTANCE_URL']}/services/data/v59.0/query",
+                params={"q": "SELECT Id FROM User WHERE IsActive = true"},
+                timeout=10,
+            )
+            assert answer.json()["totalSize"] >= 5
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_validate_runs_the_criteria_examples(tmp_path: Path) -> None:
+    result = connector("validate", "--mappings", str(REPO / "mappings"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "criteria examples pass" in result.stdout
+
+
+def test_validate_fails_on_a_broken_example_with_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", folder)
+    path = folder / "criteria.examples.yaml"
+    text = path.read_text()
+    old = "    expect: {stage: sql, rule: sql_hand_raise, fit_grade: A}"
+    path.write_text(text.replace(old, "    expect: {stage: mql, rule: sql_hand_raise, fit_grade: A}", 1))
+    result = connector("validate", "--mappings", str(folder), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    line = _line_of(text, "- name: demo request from a decision maker")
+    assert f"criteria.examples.yaml:{line}:" in result.stderr
+    assert "stage: expected mql, got sql" in result.stderr
+
+
+def test_simulate_on_an_empty_state_says_to_sync_first(tmp_path: Path) -> None:
+    env = {
+        "CONNECTOR_STATE_URL": f"sqlite:///{tmp_path / 's.db'}",
+        "CONNECTOR_MAPPINGS_DIR": str(REPO / "mappings"),
+    }
+    result = connector(
+        "simulate", "--criteria", str(REPO / "mappings" / "criteria.yaml"), cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run `connector sync` first" in result.stdout
+    bad = connector(
+        "simulate",
+        "--criteria",
+        str(REPO / "mappings" / "criteria.yaml"),
+        "--as-of",
+        "someday",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert "--as-of" in bad.stderr

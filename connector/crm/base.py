@@ -50,7 +50,8 @@ class CrmAdapter(Protocol):
         ...
 
     def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
-        """Current records by id (unknown ids are absent), for people marked for evaluation."""
+        """Current records by id (unknown ids are absent), for people marked for evaluation, for
+        settling writes a crashed run left unconfirmed, and for retrying parked writes."""
         ...
 
     def find(self, key: str) -> CrmRecord | None:

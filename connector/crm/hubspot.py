@@ -17,6 +17,7 @@ history is mapped, and nothing more; companies and owners are read once per run.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 from collections import Counter
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
+import urllib3
 from hubspot import HubSpot
 from hubspot.crm.associations.v4.models import (
     BatchInputPublicFetchAssociationsBatchRequest,
@@ -62,7 +64,7 @@ BATCH_LIMIT = 100  # batch read / update inputs
 HISTORY_BATCH_LIMIT = 50  # batch read inputs with propertiesWithHistory
 ASSOC_BATCH_LIMIT = 1_000  # associations v4 batch read inputs
 EVENTS_PAGE = 100  # the Events API documents no maximum page size; 100 is a safe one
-TEXT_LIMIT = 65_536  # characters a HubSpot text property holds
+NOT_FOUND = "OBJECT_NOT_FOUND"  # the 207 error category for ids that were deleted or merged away
 OBJECT = "contacts"
 PRIMARY_COMPANY_TYPE_ID = 1
 EVENTS_FORBIDDEN = (
@@ -81,7 +83,7 @@ def parse_hs_time(value: str | None) -> datetime | None:
         if value.isdigit():
             return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # garbage, or an epoch past year 9999
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -184,12 +186,12 @@ class HubSpotAdapter:
         self._lock = threading.Lock()
         # The SDK builds a new ApiClient + connection pool on every attribute access: build once.
         self._client = client
-        self._search = client.crm.contacts.search_api
-        self._batch = client.crm.contacts.batch_api
-        self._owners_api = client.crm.owners.owners_api
-        self._assoc = client.crm.associations.v4.batch_api
-        self._events = client.events.events_api
-        self._properties = client.crm.properties.core_api
+        self._search = _guard_json(client.crm.contacts.search_api)
+        self._batch = _guard_json(client.crm.contacts.batch_api)
+        self._owners_api = _guard_json(client.crm.owners.owners_api)
+        self._assoc = _guard_json(client.crm.associations.v4.batch_api)
+        self._events = _guard_json(client.events.events_api)
+        self._properties = _guard_json(client.crm.properties.core_api)
         self._object_batch: dict[str, Any] = {}
         self.start_run()
 
@@ -256,7 +258,7 @@ class HubSpotAdapter:
             if api is None:
                 # Companies have their own package; engagements live under crm.objects.
                 owner = self._client.crm if object_type == "companies" else self._client.crm.objects
-                api = getattr(owner, object_type).batch_api
+                api = _guard_json(getattr(owner, object_type).batch_api)
                 self._object_batch[object_type] = api
             return api
 
@@ -279,6 +281,8 @@ class HubSpotAdapter:
         if m.owner:
             props.add(m.owner.property)
         props.update(src.property for src in m.activities.date_properties)
+        if m.salesforce_links is not None:
+            props.update(p for p in (m.salesforce_links.lead, m.salesforce_links.contact) if p)
         return sorted(props)
 
     @property
@@ -303,7 +307,20 @@ class HubSpotAdapter:
             source_values={
                 src.property: props.get(src.property) for src in self.mapping.activities.date_properties
             },
+            links=self._links(props),
         )
+
+    def _links(self, props: dict[str, str | None]) -> tuple[tuple[Crm, str, str], ...]:
+        """The Salesforce records HubSpot's Salesforce integration says this contact is."""
+        links = self.mapping.salesforce_links
+        if links is None:
+            return ()
+        out: list[tuple[Crm, str, str]] = []
+        for object_type, prop in (("Lead", links.lead), ("Contact", links.contact)):
+            value = (props.get(prop) or "").strip() if prop else ""
+            if value:
+                out.append(("salesforce", object_type, value))
+        return tuple(out)
 
     # ------------------------------------------------------------------ owners
 
@@ -932,15 +949,15 @@ class HubSpotAdapter:
 
         A `lifecyclestage` moving backwards is sent in the documented order — cleared in one
         request, set in a second, then read back — when the mapping allows it, and refused with a
-        message naming the setting when it does not. Stage reason and date properties, when
-        mapped, go with every stage change; the returned intents include them (for the audit).
+        message naming the setting when it does not. The stage's reason and date properties
+        (`stage_reason`, `stage_date`), which the diff puts in the same intent, go with the set.
         """
         owned = set(self.owned_properties)
         for intent in intents:
             unowned = set(intent.changes) - owned
             if unowned:
                 raise FatalError(f"refusing to write properties the mapping does not own: {sorted(unowned)}")
-        prepared = [self._with_companions(i) for i in intents]
+        prepared = list(intents)
         backwards = self._backwards(prepared)
         results: dict[int, WriteResult] = {}
         forward = [i for i in range(len(prepared)) if i not in backwards]
@@ -953,31 +970,6 @@ class HubSpotAdapter:
         for index, result in zip(moving, self._move_backwards([prepared[i] for i in moving]), strict=True):
             results[index] = result
         return [results[i] for i in range(len(prepared))]
-
-    def _with_companions(self, intent: WriteIntent) -> WriteIntent:
-        stage = self.mapping.stage
-        if stage.property not in intent.changes or not intent.changes[stage.property]:
-            return intent
-        extra: dict[str, str] = {}
-        if stage.reason_property:
-            extra[stage.reason_property] = intent.reason[:TEXT_LIMIT]
-        if stage.date_property:
-            extra[stage.date_property] = self._date_value(stage.date_property)
-        if not extra:
-            return intent
-        return dataclasses.replace(
-            intent,
-            changes={**intent.changes, **extra},
-            before={**intent.before, **{k: None for k in extra if k not in intent.before}},
-        )
-
-    def _date_value(self, prop: str) -> str:
-        """Now, as the property's type wants it: a `date` property takes midnight UTC (YYYY-MM-DD)."""
-        now = self.clock().astimezone(UTC)
-        definition = self.property_definition(prop) or {}
-        if definition.get("type") == "date":
-            return now.date().isoformat()
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
     def _backwards(self, intents: Sequence[WriteIntent]) -> list[int]:
         """Indexes of intents that move the stage backwards in the portal's stage order."""
@@ -1012,7 +1004,7 @@ class HubSpotAdapter:
         if not intents:
             return []
         stage = self.mapping.stage
-        companions = {p for p in (stage.reason_property, stage.date_property) if p}
+        companions = {ref.property for ref in (self.mapping.stage_reason, self.mapping.stage_date) if ref}
         clears = [
             dataclasses.replace(
                 i, changes={**{k: v for k, v in i.changes.items() if k not in companions}, stage.property: ""}
@@ -1100,7 +1092,9 @@ class HubSpotAdapter:
         results = []
         for intent in chunk:
             if intent.record_id in by_id:
-                results.append(WriteResult(intent=intent, ok=False, error=by_id[intent.record_id]))
+                message = by_id[intent.record_id]
+                gone = message.startswith(NOT_FOUND + ":")
+                results.append(WriteResult(intent=intent, ok=False, error=message, gone=gone))
             elif general and not _written(response, intent.record_id):
                 results.append(WriteResult(intent=intent, ok=False, error=general[0]))
             else:
@@ -1152,6 +1146,33 @@ def _history_activity(
         url=value if source.value_as == "url" else None,
         name=value if source.value_as == "name" else None,
     )
+
+
+def _guard_json(api: T) -> T:
+    """Make a 2xx answer whose body is not valid JSON fail as a transport error (retried).
+
+    The SDK falls back to the raw text when `json.loads` fails and then builds an empty model
+    from it: a truncated search page would read as "no more contacts" and a garbled owners page as
+    "no owners", silently. Checked on the SDK's REST client, below deserialisation.
+    """
+    rest = api.api_client.rest_client  # type: ignore[attr-defined]
+    original = rest.request
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        response = original(*args, **kwargs)
+        data = getattr(response, "data", None)
+        if kwargs.get("_preload_content", True) and data:
+            try:
+                json.loads(data)
+            except ValueError:
+                raise urllib3.exceptions.ProtocolError(
+                    f"HubSpot answered {getattr(response, 'status', '?')} with a body that is not valid JSON "
+                    f"({len(data)} bytes; truncated or garbled)"
+                ) from None
+        return response
+
+    rest.request = request
+    return api
 
 
 def _failed_ids(response: Any) -> list[tuple[list[str], str]]:

@@ -66,8 +66,12 @@ class _Docs:
         return sorted(found, key=lambda i: (i.file, i.line, i.column))
 
 
-def check_online(mappings: Mappings, adapter: HubSpotAdapter) -> list[MappingIssue]:
-    """Every way the mapping files do not fit this portal, each at the line to change."""
+def check_online(mappings: Mappings, adapter: HubSpotAdapter, *, only_crm: bool = True) -> list[MappingIssue]:
+    """Every way the mapping files do not fit this portal, each at the line to change.
+
+    `only_crm`: HubSpot is the only CRM synced, so a signal no HubSpot source feeds has no source
+    at all (with Salesforce synced too, its activities may feed it).
+    """
     hubspot = mappings.hubspot
     if hubspot is None:
         return []
@@ -84,7 +88,7 @@ def check_online(mappings: Mappings, adapter: HubSpotAdapter) -> list[MappingIss
     _check_engagements(docs, hubspot, adapter)
     _check_owners(docs, mappings, adapter)
     events_ok = _check_events(docs, hubspot, adapter)
-    if set(mappings.crms) == {"hubspot"}:
+    if only_crm:
         _check_signal_sources(docs, mappings, hubspot, events_ok)
     return docs.issues()
 
@@ -101,12 +105,12 @@ def _check_contact_properties(docs: _Docs, m: HubSpotMapping, props: Mapping[str
         _check_options(docs, ("lead_status",), m.lead_status.property, m.lead_status.values, props)
     if m.owner is not None:
         _exists(docs, ("owner", "property"), m.owner.property, props, "contact")
-    if m.stage.reason_property:
+    if m.stage_reason is not None:
         _check_readable(
-            docs, ("stage", "reason_property"), m.stage.reason_property, "string", props, "contact"
+            docs, ("stage_reason", "property"), m.stage_reason.property, "string", props, "contact"
         )
-    if m.stage.date_property:
-        _check_readable(docs, ("stage", "date_property"), m.stage.date_property, "datetime", props, "contact")
+    if m.stage_date is not None:
+        _check_readable(docs, ("stage_date", "property"), m.stage_date.property, "datetime", props, "contact")
     for index, prop in enumerate(m.writes):
         definition = props.get(prop)
         if definition is not None and _read_only(definition):

@@ -7,6 +7,7 @@ over our own backoff. Tests inject `sleep` and read the recorded waits instead o
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -70,3 +71,14 @@ class RetryPolicy:
 
     def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         return self.retrying()(fn, *args, **kwargs)
+
+    def pause(self, attempt: int) -> float:
+        """Back off before re-sending records a batch call refused transiently (attempt from 1).
+
+        Per-record failures inside a 200 OK (Salesforce's UNABLE_TO_LOCK_ROW in a collection) never
+        raise, so tenacity cannot see them; this waits the same exponential schedule, through the
+        injected `sleep` in tests. Returns the seconds waited.
+        """
+        seconds = float(min(self.initial_wait * (2 ** (attempt - 1)), self.max_wait))
+        (self._sleep or time.sleep)(seconds)
+        return seconds

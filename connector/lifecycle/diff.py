@@ -9,7 +9,12 @@ against a person's history:
 * lead status yields to people: if the CRM value differs from what the connector last wrote, a
   human changed it after us and their value wins;
 * owner is written when routing chose someone other than the current owner (routing already
-  decided whether an existing owner is kept).
+  decided whether an existing owner is kept);
+* the reason and the time of a stage change go to their own properties when the mapping names
+  them (`stage_reason`, `stage_date`), and only together with a stage change, so the CRM always
+  says why the stage it shows was set;
+* a record whose lead status is one of the mapping's `protected` values (e.g. "Closed -
+  Converted") belongs to Sales: nothing is written to it at all.
 
 Equal inputs give no intent, which is what makes a second identical run write nothing.
 """
@@ -17,7 +22,8 @@ Equal inputs give no intent, which is what makes a second identical run write no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC
 
 from connector.mapping.schema import ValueMap
 from connector.model import Crm, Decision, WriteIntent
@@ -31,6 +37,14 @@ class FieldMap:
     lead_status: ValueMap | None
     owner_property: str | None
     writes: frozenset[str]
+    reason_property: str | None = None
+    date_property: str | None = None
+    protected_statuses: frozenset[str] = field(default_factory=frozenset)
+    """Lead status values (casefolded) that put a record out of the connector's reach."""
+
+
+MAX_REASON_CHARS = 1000
+"""Reasons written to the CRM are cut here: a CRM text field is for people, the audit has it all."""
 
 
 def plan_write(
@@ -53,9 +67,18 @@ def plan_write(
     the connector last wrote per property (absent = never wrote it).
     """
     changes: dict[str, str] = {}
+    if _protected(current, fields):
+        return None
     stage_change = _stage_change(decision.stage, current, fields.stage, stage_order, sales_owned)
-    if stage_change is not None:
+    if stage_change is not None and fields.stage.property in fields.writes:
         changes[fields.stage.property] = stage_change
+        if fields.reason_property is not None:
+            changes[fields.reason_property] = _cut(decision.reason)
+        if fields.date_property is not None:
+            moment = decision.evaluated_at.astimezone(UTC)
+            changes[fields.date_property] = (
+                moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+            )
     status_change = _lead_status_change(decision.lead_status, current, last_written, fields.lead_status)
     if status_change is not None and fields.lead_status is not None:
         changes[fields.lead_status.property] = status_change
@@ -78,6 +101,17 @@ def plan_write(
         before={prop: current.get(prop) for prop in allowed},
         reason=reason,
     )
+
+
+def _protected(current: Mapping[str, str | None], fields: FieldMap) -> bool:
+    if fields.lead_status is None or not fields.protected_statuses:
+        return False
+    shown = current.get(fields.lead_status.property)
+    return shown is not None and shown.strip().casefold() in fields.protected_statuses
+
+
+def _cut(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
 
 
 def _is_empty(value: str | None) -> bool:

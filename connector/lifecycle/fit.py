@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connector.lifecycle._conditions import Condition
+from connector.lifecycle._conditions import Condition, ConditionGroup
 from connector.mapping.expressions import expression_context
 from connector.mapping.schema import FitSpec
 from connector.model import FieldValue, RuleTrace
@@ -29,8 +29,29 @@ class FitScorer:
 
     def __init__(self, fit: FitSpec, lists: Mapping[str, list[str]]) -> None:
         self._rules = tuple((rule, Condition.compile(rule.when)) for rule in fit.rules)
+        self._group = ConditionGroup([condition for _, condition in self._rules])
+        self._points = tuple(rule.points for rule in fit.rules)
         self._grades = tuple(fit.grades.items())
         self._lists = lists
+
+    def quick(
+        self,
+        person: Mapping[str, FieldValue],
+        signals: Mapping[str, int | float],
+        lists: Mapping[str, list[str]],
+    ) -> tuple[int, str]:
+        """(score, grade) without traces, memoised on what the rules read (the bulk path).
+
+        `lists` must be the same object on every call (the memo keys on its identity).
+        """
+        context: dict[str, object] = dict(signals)
+        context["fit_score"] = 0
+        context["fit_grade"] = ""
+        context["person"] = person
+        context["lists"] = lists
+        matched = self._group.matches(context)
+        total = sum(points for points, hit in zip(self._points, matched, strict=True) if hit)
+        return total, self.grade(total)
 
     def score(self, person: Mapping[str, FieldValue], signals: Mapping[str, int | float]) -> FitResult:
         """Sum the points of every matching rule and grade the total. Every rule appears in the trace."""

@@ -1,36 +1,73 @@
-"""Stage rules and disqualifiers: one person's data in, one explained `Decision` out.
+"""Stage rules, disqualifiers and recycle rules: one person's data in, one explained `Decision` out.
 
 The order of operations is the contract written at the top of mappings/criteria.yaml:
 signals -> fit -> first matching stage rule (else the default stage) -> first matching
 disqualifier caps the stage -> forward-only against the stage the CRM already shows, and stages
-Sales owns are never touched. Every step leaves a `RuleTrace` so `explain` can answer "why?".
+Sales owns are never touched -> a recycle rule may send a stalled hand-off back to nurture (a lead
+status; the stage stays). Every step leaves a `RuleTrace` so `explain` can answer "why?".
 
 Trace layout (what `explain` relies on): every fit rule; every stage rule, in order — those after
 the first match are listed as not evaluated (matched=False, note "not evaluated: ..."); every
-disqualifier the same way; then, if the current stage was kept, one `keep` entry saying why.
+disqualifier the same way; then, if the current stage was kept, one `keep` entry saying why; then
+the recycle rules that apply to the person's stage, the same way.
+
+Two entry points share one decision procedure: `evaluate` builds the full `Decision` with traces
+and reasons (sync, explain), `verdict` only the outcome, memoised per rule group (simulate and the
+benchmark, which evaluate millions of people). A property test holds them to the same answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
-from connector.lifecycle._conditions import Condition, Outcome, describe_values
+from connector.lifecycle._conditions import Condition, ConditionGroup, Outcome, describe_values
 from connector.lifecycle.fit import FitScorer
+from connector.lifecycle.gaps import Gap, GapFinder
 from connector.lifecycle.identity import email_domain
-from connector.lifecycle.signals import SignalCalculator
+from connector.lifecycle.signals import SignalCalculator, SignalValue, as_utc
 from connector.mapping.expressions import ZERO_VALUES, expression_context
-from connector.mapping.schema import Criteria, Disqualifier, StageRule
+from connector.mapping.schema import Criteria, Disqualifier, RecycleRule, StageRule
 from connector.model import Activity, Decision, FieldValue, RuleTrace
 
-_Rule = TypeVar("_Rule", StageRule, Disqualifier)
+_Rule = TypeVar("_Rule", StageRule, Disqualifier, RecycleRule)
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What the CRM and the state database say about a person's hand-off, for recycle rules.
+
+    `lead_status` is the CRM's current lead status as a canonical name (None: empty or a value
+    the mapping does not know); `stage_entered_at` when the person entered their current stage as
+    far as the connector knows (None: unknown, which reads as "just now": nobody is recycled on a
+    guess).
+    """
+
+    lead_status: str | None = None
+    stage_entered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of the criteria for one person, without traces (the bulk path)."""
+
+    stage: str
+    computed_stage: str
+    lead_status: str | None
+    rule: str | None
+    disqualified_by: str | None
+    recycled_by: str | None
+    fit_score: int
+    fit_grade: str
+    signals: dict[str, SignalValue]
 
 
 @dataclass(frozen=True)
 class _Hit(Generic[_Rule]):
-    """The first rule (stage rule or disqualifier) that held, with what it read."""
+    """The first rule (stage rule, disqualifier or recycle rule) that held, with what it read."""
 
     rule: _Rule
     condition: Condition
@@ -41,6 +78,17 @@ class _Hit(Generic[_Rule]):
         description = f" ({self.rule.description})" if self.rule.description else ""
         values = describe_values(self.outcome.values, self.condition.source)
         return f"{self.rule.name}{description}" + (f": {values}" if values else "")
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """Stage and lead status after caps and forward-only, before recycling."""
+
+    computed: str
+    capped: str
+    stage: str
+    keep: RuleTrace | None
+    lead_status: str | None
 
 
 class CriteriaEvaluator:
@@ -55,19 +103,45 @@ class CriteriaEvaluator:
         self._criteria = criteria
         self._version = criteria_version
         self._person_fields = dict(person_fields)
+        self._zeros = tuple((name, ZERO_VALUES.get(kind, "")) for name, kind in self._person_fields.items())
         self._rank = {stage: index for index, stage in enumerate(criteria.stages)}
         self._sales_owned = frozenset(criteria.sales_owned)
         self._signals = SignalCalculator(criteria.signals, criteria.activity_types)
         self._fit = FitScorer(criteria.fit, criteria.lists)
         self._rules = tuple((rule, Condition.compile(rule.when)) for rule in criteria.rules)
         self._disqualifiers = tuple((rule, Condition.compile(rule.when)) for rule in criteria.disqualifiers)
+        self._recycle = tuple((rule, Condition.compile(rule.when)) for rule in criteria.recycle)
+        self._rule_group = ConditionGroup([c for _, c in self._rules])
+        self._disqualifier_group = ConditionGroup([c for _, c in self._disqualifiers])
+        self._recycle_group = ConditionGroup([c for _, c in self._recycle])
+        self._lists = {name: list(values) for name, values in criteria.lists.items()}
+        self._accepting_statuses = frozenset(criteria.acceptance.lead_statuses)
+        self._accepting_types = frozenset(criteria.acceptance.activity_types)
+        self._gap_finder = GapFinder(criteria)
         self._check_stage_names()
+
+    @property
+    def criteria(self) -> Criteria:
+        return self._criteria
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def signals(self) -> SignalCalculator:
+        return self._signals
+
+    def rank(self, stage: str) -> int:
+        """Position of a canonical stage, lowest first (-1 for a stage the criteria do not know)."""
+        return self._rank.get(stage, -1)
 
     def _check_stage_names(self) -> None:
         """Fail at start-up, not mid-run, if a rule names a stage the criteria do not declare."""
         named = [self._criteria.default_stage, *self._criteria.sales_owned]
         named += [rule.stage for rule in self._criteria.rules]
         named += [rule.cap for rule in self._criteria.disqualifiers]
+        named += [stage for rule in self._criteria.recycle for stage in rule.stages]
         unknown = sorted({stage for stage in named if stage not in self._rank})
         if unknown:
             raise ValueError(f"stages not declared in criteria.stages: {', '.join(unknown)}")
@@ -75,13 +149,30 @@ class CriteriaEvaluator:
     def person_context(self, person: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
         """The `person` conditions see: declared fields (missing -> typed zero) plus `email_domain`."""
         values: dict[str, FieldValue] = {key: value for key, value in person.items() if value is not None}
-        for name, kind in self._person_fields.items():
-            if values.get(name) is None:
-                values[name] = ZERO_VALUES.get(kind, "")
         if values.get("email_domain") is None:
             email = person.get("email")
             values["email_domain"] = email_domain(email if isinstance(email, str) else None)
+        for name, zero in self._zeros:
+            if name not in values:
+                values[name] = zero
         return values
+
+    def context(
+        self,
+        person: Mapping[str, FieldValue],
+        signals: Mapping[str, SignalValue],
+        fit_score: int,
+        fit_grade: str,
+    ) -> dict[str, Any]:
+        """Everything a stage rule can read, for a person whose `person_context` is `person`."""
+        context: dict[str, Any] = dict(signals)
+        context["fit_score"] = fit_score
+        context["fit_grade"] = fit_grade
+        context["person"] = person
+        context["lists"] = self._lists
+        return context
+
+    # ------------------------------------------------------------------ full decision
 
     def evaluate(
         self,
@@ -91,10 +182,11 @@ class CriteriaEvaluator:
         timeline: Sequence[Activity],
         current_stage: str | None,
         now: datetime,
+        handoff: Handoff | None = None,
     ) -> Decision:
         """Decide stage and lead status for one person as of `now`, with the rules and values behind it."""
         person_values = self.person_context(person)
-        signals: dict[str, int | float] = dict(self._signals.compute(timeline, now))
+        signals: dict[str, SignalValue] = dict(self._signals.compute(timeline, now))
         fit = self._fit.score(person_values, signals)
         context = expression_context(
             signals=signals,
@@ -105,31 +197,44 @@ class CriteriaEvaluator:
         )
         rule_hit, rule_trace = _first_match("stage", self._rules, context)
         disqualifier_hit, disqualifier_trace = _first_match("disqualifier", self._disqualifiers, context)
-
-        computed = rule_hit.rule.stage if rule_hit else self._criteria.default_stage
-        lead_status = rule_hit.rule.lead_status if rule_hit else None
-        reason = self._rule_reason(computed, rule_hit)
-        capped = computed
+        settled = self._settle(
+            rule_hit.rule if rule_hit else None,
+            disqualifier_hit.rule if disqualifier_hit else None,
+            current_stage,
+        )
+        reason = self._rule_reason(settled.computed, rule_hit)
         if disqualifier_hit is not None:
-            capped = min(computed, disqualifier_hit.rule.cap, key=self._rank.__getitem__)
-            lead_status = disqualifier_hit.rule.lead_status
-            reason = _disqualified_reason(capped, computed, reason, disqualifier_hit)
+            reason = _disqualified_reason(settled.capped, settled.computed, reason, disqualifier_hit)
+        if settled.keep is not None:
+            reason = f"{settled.stage} kept: {settled.keep.note}; criteria say: {reason}"
 
-        stage, keep = self._forward_only(capped, current_stage)
-        if keep is not None:
-            reason = f"{stage} kept: {keep.note}; criteria say: {reason}"
-            # A rule's lead status describes the lower stage that is not applied; a disqualifier's
-            # (e.g. unqualified) still holds. Sales-owned records are left to Sales entirely.
-            held_by_sales = keep.name == "sales_owned"
-            lead_status = None if held_by_sales or disqualifier_hit is None else lead_status
+        lead_status = settled.lead_status
+        recycle_hit: _Hit[RecycleRule] | None = None
+        recycle_trace: list[RuleTrace] = []
+        if self._recyclable(settled, disqualifier_hit is not None):
+            context |= self._handoff_names(settled.stage, timeline, now, handoff)
+            applicable = [(r, c) for r, c in self._recycle if settled.stage in r.stages]
+            recycle_hit, recycle_trace = _first_match("recycle", applicable, context)
+            if recycle_hit is not None:
+                lead_status = recycle_hit.rule.lead_status
+                reason = (
+                    f"{settled.stage} recycled by {recycle_hit.because()}, lead status {lead_status}; "
+                    f"{reason}"
+                )
 
-        trace = (*fit.trace, *rule_trace, *disqualifier_trace, *((keep,) if keep else ()))
+        trace = (
+            *fit.trace,
+            *rule_trace,
+            *disqualifier_trace,
+            *((settled.keep,) if settled.keep else ()),
+            *recycle_trace,
+        )
         return Decision(
             person_id=person_id,
             evaluated_at=now,
             criteria_version=self._version,
-            stage=stage,
-            computed_stage=capped,
+            stage=settled.stage,
+            computed_stage=settled.capped,
             lead_status=lead_status,
             fit_score=fit.score,
             fit_grade=fit.grade,
@@ -137,7 +242,113 @@ class CriteriaEvaluator:
             trace=trace,
             reason=reason,
             disqualified_by=disqualifier_hit.rule.name if disqualifier_hit else None,
+            recycled_by=recycle_hit.rule.name if recycle_hit else None,
+            rule=rule_hit.rule.name if rule_hit else None,
         )
+
+    def gaps(self, decision: Decision, person: Mapping[str, FieldValue]) -> list[Gap]:
+        """What each stage rule above the decided stage still needs, in plain language (for explain)."""
+        context = self.context(
+            self.person_context(person), decision.signals, decision.fit_score, decision.fit_grade
+        )
+        cap = None
+        if decision.disqualified_by is not None:
+            cap = next(d.cap for d in self._criteria.disqualifiers if d.name == decision.disqualified_by)
+        return self._gap_finder.gaps(decision.stage, context, cap)
+
+    # ------------------------------------------------------------------ bulk path
+
+    def verdict(
+        self,
+        *,
+        person: Mapping[str, FieldValue],
+        timeline: Sequence[Activity],
+        current_stage: str | None,
+        now: datetime,
+        handoff: Handoff | None = None,
+    ) -> Verdict:
+        """The same outcome as `evaluate`, without traces or reasons, memoised per rule group."""
+        person_values = self.person_context(person)
+        signals = self._signals.compute(timeline, now)
+        fit_score, fit_grade = self._fit.quick(person_values, signals, self._lists)
+        context = self.context(person_values, signals, fit_score, fit_grade)
+        rule_index = self._rule_group.first(context)
+        disqualifier_index = self._disqualifier_group.first(context)
+        rule = self._rules[rule_index][0] if rule_index is not None else None
+        disqualifier = self._disqualifiers[disqualifier_index][0] if disqualifier_index is not None else None
+        settled = self._settle(rule, disqualifier, current_stage)
+        lead_status = settled.lead_status
+        recycled: str | None = None
+        if self._recyclable(settled, disqualifier is not None):
+            context |= self._handoff_names(settled.stage, timeline, now, handoff)
+            for index, (candidate, _condition) in enumerate(self._recycle):
+                if settled.stage in candidate.stages and self._recycle_group.holds(index, context):
+                    lead_status, recycled = candidate.lead_status, candidate.name
+                    break
+        return Verdict(
+            stage=settled.stage,
+            computed_stage=settled.capped,
+            lead_status=lead_status,
+            rule=rule.name if rule else None,
+            disqualified_by=disqualifier.name if disqualifier else None,
+            recycled_by=recycled,
+            fit_score=fit_score,
+            fit_grade=fit_grade,
+            signals=signals,
+        )
+
+    # ------------------------------------------------------------------ shared steps
+
+    def _settle(
+        self, rule: StageRule | None, disqualifier: Disqualifier | None, current: str | None
+    ) -> _Settled:
+        computed = rule.stage if rule else self._criteria.default_stage
+        lead_status = rule.lead_status if rule else None
+        capped = computed
+        if disqualifier is not None:
+            capped = min(computed, disqualifier.cap, key=self._rank.__getitem__)
+            lead_status = disqualifier.lead_status
+        stage, keep = self._forward_only(capped, current)
+        if keep is not None:
+            # A rule's lead status describes the lower stage that is not applied; a disqualifier's
+            # (e.g. unqualified) still holds. Sales-owned records are left to Sales entirely.
+            held_by_sales = keep.name == "sales_owned"
+            lead_status = None if held_by_sales or disqualifier is None else lead_status
+        return _Settled(computed, capped, stage, keep, lead_status)
+
+    def _recyclable(self, settled: _Settled, disqualified: bool) -> bool:
+        """Only a hand-off the rules no longer support (kept by forward-only) can be recycled.
+
+        A person the rules still place at their stage is active, not stalled; a disqualified one
+        already carries the disqualifier's status; Sales-owned stages are never touched.
+        """
+        return (
+            bool(self._recycle)
+            and not disqualified
+            and settled.keep is not None
+            and settled.keep.name == "forward_only"
+        )
+
+    def _handoff_names(
+        self, stage: str, timeline: Sequence[Activity], now: datetime, handoff: Handoff | None
+    ) -> dict[str, Any]:
+        """The names recycle rules read: accepted, days_in_stage, current_stage, current_lead_status."""
+        handoff = handoff or Handoff()
+        entered = as_utc(handoff.stage_entered_at) if handoff.stage_entered_at else None
+        now_utc = as_utc(now)
+        accepted = handoff.lead_status in self._accepting_statuses
+        if not accepted and entered is not None and self._accepting_types:
+            accepted = any(
+                activity.type in self._accepting_types and entered <= as_utc(activity.occurred_at) <= now_utc
+                for activity in timeline
+            )
+        days = max((now_utc - entered) // _DAY, 0) if entered is not None else 0
+        return {
+            "accepted": accepted,
+            "days_in_stage": days,
+            "current_stage": stage,
+            "current_lead_status": handoff.lead_status or "",
+        }
 
     def _rule_reason(self, stage: str, hit: _Hit[StageRule] | None) -> str:
         if hit is None:
@@ -163,7 +374,7 @@ class CriteriaEvaluator:
 
 
 def _first_match(
-    kind: Literal["stage", "disqualifier"],
+    kind: Literal["stage", "disqualifier", "recycle"],
     rules: Sequence[tuple[_Rule, Condition]],
     context: Mapping[str, Any],
 ) -> tuple[_Hit[_Rule] | None, list[RuleTrace]]:

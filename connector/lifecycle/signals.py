@@ -1,67 +1,84 @@
 """Signals: numbers computed from one person's merged timeline over rolling windows.
 
-The calculator runs for every person on every run, so everything that can be prepared once
-(regexes, filter sets, window lengths) is prepared when it is built from the criteria, and the
-per-person work is a single pass over the timeline per signal.
+The calculator runs for every person on every run (and a million times in `simulate`), so
+everything that can be prepared once is prepared when it is built from the criteria: regexes
+compiled, filters turned into sets, and, per distinct (type, URL, name) an activity can have, the
+list of signals whose filters it passes (memoised, since a site has far fewer pages and forms than
+it has page views). The per-person work is then one pass over the timeline plus a small
+computation per signal.
 
 Window semantics, shared by every kind: an activity counts when
 `now - window_days < occurred_at <= now`. An activity exactly at `now` counts (it happened "as of"
 the run); one exactly `window_days` old does not (the window is N days long, not N days and an
 instant); one in the future (clock skew, a scheduled meeting) is ignored. Naive datetimes are read
-as UTC so a stray naive value cannot crash a run with a comparison error.
+as UTC so a stray naive value cannot crash a run with a comparison error. Kinds that speak of days
+(distinct_days, longest_gap_days, returns, cadence) use calendar dates in UTC.
+
+What each kind computes over the activities in its window that pass its filters:
+
+* `count`: how many. `distinct_channels`: how many different channels (the channel of each
+  activity type is declared in criteria.yaml). `distinct_days`: on how many different dates.
+* `longest_gap_days`: the largest difference in days between two consecutive active dates
+  (activity on the 1st and the 4th: 3); 0 with fewer than two active dates.
+* `returns`: active dates that came at most `within_days` days after the previous active date
+  ("came back within 3 days"); the first date is never a return.
+* `cadence`: the most active dates inside any `span_days` consecutive dates, counting only spans
+  that contain a date with an `anchor` activity when an anchor is given. The seeds' "day 1 visits,
+  day 3 returns, day 4 downloads a white paper" is `cadence >= 3` with span 4 and a download anchor.
+  Anchor activities make their date active too.
+* `days_since_first` / `days_since_last`: whole days (rounded down) since the earliest / latest;
+  with none in the window they read 0 / `window_days` ("at least that long").
+* `score`: for each activity `points[type] * 0.5 ** (age_days / half_life_days)` (no decay without
+  a half-life), summed per type, each type capped by `caps`, the total capped by `cap`, rounded to
+  2 decimals. A decimal number (CEL double); every other kind is a whole number (CEL int).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from connector.mapping.schema import ActivityTypeSpec, SignalSpec
+from connector.mapping.schema import ActivityFilter, ActivityTypeSpec, SignalSpec
 from connector.model import Activity
 
+_DAY = timedelta(days=1)
+_ZERO = timedelta(0)
+_PROFILE_MEMO_SIZE = 50_000
 
-@dataclass(frozen=True)
-class _Event:
-    """An activity prepared once per evaluation: UTC time and channel resolved."""
-
-    activity: Activity
-    at: datetime
-    channel: str
+SignalValue = int | float
 
 
 @dataclass(frozen=True)
-class _CompiledSignal:
-    """One SignalSpec with its filters turned into sets and compiled regexes."""
+class _Filter:
+    """One ActivityFilter with its lists turned into sets and compiled regexes."""
 
-    name: str
-    kind: str
-    window: timedelta
     types: frozenset[str]
     channels: frozenset[str]
     url_patterns: tuple[re.Pattern[str], ...]
     name_patterns: tuple[re.Pattern[str], ...]
 
-    def matches(self, event: _Event) -> bool:
-        """All present filters must hold (AND); within one filter any value may match (OR)."""
-        if self.types and event.activity.type not in self.types:
-            return False
-        if self.channels and event.channel not in self.channels:
-            return False
-        if self.url_patterns and not _search_any(self.url_patterns, event.activity.url):
-            return False
-        return not (self.name_patterns and not _search_any(self.name_patterns, event.activity.name))
+    @classmethod
+    def of(cls, spec: ActivityFilter) -> _Filter:
+        return cls(
+            types=frozenset(spec.types),
+            channels=frozenset(spec.channels),
+            url_patterns=tuple(re.compile(pattern) for pattern in spec.url_patterns),
+            name_patterns=tuple(re.compile(pattern) for pattern in spec.name_patterns),
+        )
 
-    def value(self, events: Iterable[_Event], now: datetime) -> int:
-        """The signal's number over the events inside its window."""
-        oldest = now - self.window
-        matching = [event for event in events if oldest < event.at <= now and self.matches(event)]
-        if self.kind == "count":
-            return len(matching)
-        if self.kind == "distinct_channels":
-            return len({event.channel for event in matching})
-        return len(_distinct_days(matching))
+    def matches(self, type_: str, channel: str, url: str | None, name: str | None) -> bool:
+        """All present filters must hold (AND); within one filter any value may match (OR)."""
+        if self.types and type_ not in self.types:
+            return False
+        if self.channels and channel not in self.channels:
+            return False
+        if self.url_patterns and not _search_any(self.url_patterns, url):
+            return False
+        return not (self.name_patterns and not _search_any(self.name_patterns, name))
 
 
 def _search_any(patterns: tuple[re.Pattern[str], ...], text: str | None) -> bool:
@@ -71,15 +88,114 @@ def _search_any(patterns: tuple[re.Pattern[str], ...], text: str | None) -> bool
     return any(pattern.search(text) for pattern in patterns)
 
 
-def _distinct_days(events: Iterable[_Event]) -> set[date]:
-    return {event.at.date() for event in events}
+_Event = tuple[timedelta, str, str, int]
+"""One activity inside the longest window: (age, type, channel, calendar date ordinal in UTC).
+A plain tuple: one is built per activity per person, and tuples are the cheapest to create."""
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """For one (type, url, name): the signals whose filters it passes, and whose anchors."""
+
+    channel: str
+    main: tuple[tuple[int, timedelta], ...]
+    anchor: tuple[tuple[int, timedelta], ...]
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """One SignalSpec ready to compute."""
+
+    name: str
+    kind: str
+    window: timedelta
+    window_days: int
+    filter: _Filter
+    anchor: _Filter | None = None
+    within_days: int = 0
+    span_days: int = 0
+    points: Mapping[str, float] = field(default_factory=dict)
+    caps: Mapping[str, float] = field(default_factory=dict)
+    cap: float | None = None
+    half_life_days: float | None = None
+
+    def value(self, events: Sequence[_Event], anchors: Sequence[_Event]) -> SignalValue:
+        """The signal's number over the matching events inside its window (anchors: cadence only)."""
+        kind = self.kind
+        if kind == "count":
+            return len(events)
+        if kind == "distinct_channels":
+            return len({event[2] for event in events})
+        if kind == "distinct_days":
+            return len({event[3] for event in events})
+        if kind == "days_since_last":
+            return min(event[0] for event in events) // _DAY if events else self.window_days
+        if kind == "days_since_first":
+            return max(event[0] for event in events) // _DAY if events else 0
+        if kind == "score":
+            return self._score(events)
+        days = sorted({event[3] for event in events})
+        if kind == "longest_gap_days":
+            return max((later - earlier for earlier, later in itertools.pairwise(days)), default=0)
+        if kind == "returns":
+            return sum(
+                1 for earlier, later in itertools.pairwise(days) if later - earlier <= self.within_days
+            )
+        return self._cadence(days, anchors)
+
+    def _cadence(self, days: list[int], anchors: Sequence[_Event]) -> int:
+        anchor_days = sorted({event[3] for event in anchors})
+        if self.anchor is not None:
+            if not anchor_days:
+                return 0
+            days = sorted({*days, *anchor_days})
+        best = 0
+        end = 0
+        for start, first in enumerate(days):
+            last = first + self.span_days - 1
+            end = max(end, start)
+            while end < len(days) and days[end] <= last:
+                end += 1
+            if end - start > best and (
+                self.anchor is None or any(first <= day <= last for day in anchor_days)
+            ):
+                best = end - start
+        return best
+
+    def _score(self, events: Sequence[_Event]) -> float:
+        per_type: dict[str, list[float]] = {}
+        half_life = self.half_life_days
+        for age, type_, _channel, _day in events:
+            points = self.points.get(type_)
+            if not points:
+                continue
+            if half_life is not None:
+                points *= 0.5 ** ((age / _DAY) / half_life)
+            per_type.setdefault(type_, []).append(points)
+        # fsum is exact and order-independent: the same timeline gives the same score in any order.
+        subtotals = []
+        for type_, contributions in per_type.items():
+            subtotal = math.fsum(contributions)
+            type_cap = self.caps.get(type_)
+            subtotals.append(subtotal if type_cap is None else min(subtotal, type_cap))
+        total = math.fsum(subtotals)
+        if self.cap is not None:
+            total = min(total, self.cap)
+        return round(total, 2) + 0.0
 
 
 def as_utc(value: datetime) -> datetime:
     """Aware UTC datetime; a naive value is taken to be UTC already."""
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def signal_type(spec: SignalSpec) -> str:
+    """The CEL type of a signal's value: "double" for scores, "int" for every other kind."""
+    return "double" if spec.kind == "score" else "int"
 
 
 class SignalCalculator:
@@ -94,52 +210,120 @@ class SignalCalculator:
     ) -> None:
         self._channels = {name: spec.channel for name, spec in activity_types.items()}
         self._signals = tuple(_compile(name, spec) for name, spec in specs.items())
+        self._types = {name: signal_type(spec) for name, spec in specs.items()}
+        self._windows = tuple(signal.window for signal in self._signals)
+        self._longest = max(self._windows, default=_ZERO)
+        self._profiles: dict[tuple[str, str | None, str | None], _Profile | None] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
         """Signal names in definition order."""
         return tuple(signal.name for signal in self._signals)
 
-    def compute(self, timeline: Sequence[Activity], now: datetime) -> dict[str, int]:
+    @property
+    def types(self) -> dict[str, str]:
+        """Signal name -> CEL type of its value ("int" or "double")."""
+        return dict(self._types)
+
+    def window_days(self, name: str) -> int:
+        return next(signal.window_days for signal in self._signals if signal.name == name)
+
+    def compute(self, timeline: Sequence[Activity], now: datetime) -> dict[str, SignalValue]:
         """Every signal's value as of `now`.
 
         Activities of a type the criteria do not declare are ignored (they are outside the shared
         vocabulary, so no signal may depend on them), and the same (source, source_id) counts once,
         so a re-read page replayed into the timeline cannot inflate a count.
         """
-        events = self._prepare(timeline)
         now_utc = as_utc(now)
-        return {signal.name: signal.value(events, now_utc) for signal in self._signals}
-
-    def _prepare(self, timeline: Sequence[Activity]) -> list[_Event]:
-        unique: dict[tuple[str, str], _Event] = {}
-        for activity in timeline:
-            channel = self._channels.get(activity.type)
-            if channel is None:
+        signals = self._signals
+        matched: list[list[_Event]] = [[] for _ in signals]
+        anchored: list[list[_Event]] = [[] for _ in signals]
+        longest = self._longest
+        profiles = self._profiles
+        for activity in _unique(timeline):
+            key = (activity.type, activity.url, activity.name)
+            profile = profiles[key] if key in profiles else self._profile(activity)
+            if profile is None:
                 continue
-            event = _Event(activity=activity, at=as_utc(activity.occurred_at), channel=channel)
-            key = (activity.source, activity.source_id)
-            kept = unique.get(key)
-            # Two versions of one source record: keep the same one whatever the timeline order.
-            if kept is None or _version_key(event) > _version_key(kept):
-                unique[key] = event
-        return list(unique.values())
+            at = activity.occurred_at
+            if at.tzinfo is not UTC:
+                at = as_utc(at)
+            age = now_utc - at
+            if age < _ZERO or age >= longest:
+                continue
+            event = (age, activity.type, profile.channel, at.toordinal())
+            for index, window in profile.main:
+                if age < window:
+                    matched[index].append(event)
+            for index, window in profile.anchor:
+                if age < window:
+                    anchored[index].append(event)
+        return {
+            signal.name: len(matched[index])
+            if signal.kind == "count"
+            else signal.value(matched[index], anchored[index])
+            for index, signal in enumerate(signals)
+        }
+
+    def _profile(self, activity: Activity) -> _Profile | None:
+        key = (activity.type, activity.url, activity.name)
+        try:
+            return self._profiles[key]
+        except KeyError:
+            pass
+        channel = self._channels.get(activity.type)
+        profile = None
+        if channel is not None:
+            args = (activity.type, channel, activity.url, activity.name)
+            main = tuple(
+                (i, signal.window) for i, signal in enumerate(self._signals) if signal.filter.matches(*args)
+            )
+            anchor = tuple(
+                (i, signal.window)
+                for i, signal in enumerate(self._signals)
+                if signal.anchor is not None and signal.anchor.matches(*args)
+            )
+            profile = _Profile(channel, main, anchor)
+        if len(self._profiles) >= _PROFILE_MEMO_SIZE:
+            self._profiles.clear()
+        self._profiles[key] = profile
+        return profile
 
 
-def _version_key(event: _Event) -> tuple[datetime, str, str, str]:
-    activity = event.activity
-    return (event.at, activity.type, activity.url or "", activity.name or "")
+def _unique(timeline: Sequence[Activity]) -> Sequence[Activity]:
+    """One activity per (source, source_id); of two versions, the same one whatever the order."""
+    if len({(activity.source, activity.source_id) for activity in timeline}) == len(timeline):
+        return timeline
+    kept: dict[tuple[str, str], Activity] = {}
+    for activity in timeline:
+        key = (activity.source, activity.source_id)
+        other = kept.get(key)
+        if other is None or _version_key(activity) > _version_key(other):
+            kept[key] = activity
+    if len(kept) == len(timeline):
+        return timeline
+    return list(kept.values())
 
 
-def _compile(name: str, spec: SignalSpec) -> _CompiledSignal:
-    return _CompiledSignal(
+def _version_key(activity: Activity) -> tuple[datetime, str, str, str]:
+    return (as_utc(activity.occurred_at), activity.type, activity.url or "", activity.name or "")
+
+
+def _compile(name: str, spec: SignalSpec) -> _Signal:
+    return _Signal(
         name=name,
         kind=spec.kind,
         window=timedelta(days=spec.window_days),
-        types=frozenset(spec.types),
-        channels=frozenset(spec.channels),
-        url_patterns=tuple(re.compile(pattern) for pattern in spec.url_patterns),
-        name_patterns=tuple(re.compile(pattern) for pattern in spec.name_patterns),
+        window_days=spec.window_days,
+        filter=_Filter.of(spec),
+        anchor=_Filter.of(spec.anchor) if spec.anchor is not None else None,
+        within_days=spec.within_days or 0,
+        span_days=spec.span_days or 0,
+        points=dict(spec.points),
+        caps=dict(spec.caps),
+        cap=spec.cap,
+        half_life_days=spec.half_life_days,
     )
 
 
@@ -148,6 +332,6 @@ def compute_signals(
     activity_types: Mapping[str, ActivityTypeSpec],
     timeline: Sequence[Activity],
     now: datetime,
-) -> dict[str, int]:
+) -> dict[str, SignalValue]:
     """One-off convenience wrapper; loops should build a `SignalCalculator` once and reuse it."""
     return SignalCalculator(specs, activity_types).compute(timeline, now)

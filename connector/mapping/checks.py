@@ -12,8 +12,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from connector.mapping.conditions import RESERVED_NAMES, Scope, check_condition, known_values_hint
-from connector.mapping.expressions import ExpressionError, compile_expression
-from connector.mapping.schema import Criteria, FieldType, HubSpotMapping, Routing
+from connector.mapping.expressions import RECYCLE_NAMES, ExpressionError, compile_expression
+from connector.mapping.schema import (
+    REQUIRED_KIND_PARAMETERS,
+    SIGNAL_KIND_PARAMETERS,
+    ActivityFilter,
+    Criteria,
+    FieldType,
+    HubSpotMapping,
+    Routing,
+    SalesforceMapping,
+)
 from connector.mapping.source import Document, Loc
 
 DERIVED_PERSON_FIELDS: dict[str, FieldType] = {"email_domain": "string"}
@@ -67,15 +76,23 @@ def check_when(doc: Document, loc: Loc, source: str, scope: Scope | None) -> Non
 
 
 def condition_scope(
-    criteria: Criteria, person_fields: Mapping[str, str] | None, *, reads_fit: bool = True
+    criteria: Criteria,
+    person_fields: Mapping[str, str] | None,
+    *,
+    reads_fit: bool = True,
+    recycle: bool = False,
 ) -> Scope:
-    """What conditions in these mapping files may read."""
+    """What conditions in these mapping files may read (recycle rules also see the hand-off state)."""
     return Scope(
         signals=list(criteria.signals),
         person_fields=person_fields,
         lists=criteria.lists,
         grades=criteria.fit.grades,
         reads_fit=reads_fit,
+        signal_types={
+            name: "double" if spec.kind == "score" else "int" for name, spec in criteria.signals.items()
+        },
+        extra=RECYCLE_NAMES if recycle else {},
     )
 
 
@@ -100,6 +117,40 @@ def check_criteria(doc: Document, criteria: Criteria, person_fields: Mapping[str
         require_known(doc, (*loc, "stage"), rule.stage, criteria.stages, "stage")
         _check_status(doc, (*loc, "lead_status"), rule.lead_status, criteria)
         check_when(doc, (*loc, "when"), rule.when, scope)
+    _check_acceptance(doc, criteria)
+    _check_recycle(doc, criteria, person_fields)
+
+
+def _check_acceptance(doc: Document, criteria: Criteria) -> None:
+    for index, status in enumerate(criteria.acceptance.lead_statuses):
+        require_known(
+            doc, ("acceptance", "lead_statuses", index), status, criteria.lead_statuses, "lead status"
+        )
+    for index, activity_type in enumerate(criteria.acceptance.activity_types):
+        require_known(
+            doc,
+            ("acceptance", "activity_types", index),
+            activity_type,
+            sorted(criteria.activity_types),
+            "activity type",
+        )
+
+
+def _check_recycle(doc: Document, criteria: Criteria, person_fields: Mapping[str, str] | None) -> None:
+    require_unique(doc, ("recycle",), [r.name for r in criteria.recycle], "recycle rule name")
+    scope = condition_scope(criteria, person_fields, recycle=True)
+    for index, rule in enumerate(criteria.recycle):
+        loc: Loc = ("recycle", index)
+        for position, stage in enumerate(rule.stages):
+            require_known(doc, (*loc, "stages", position), stage, criteria.stages, "stage")
+            if stage in criteria.sales_owned:
+                doc.add(
+                    (*loc, "stages", position),
+                    f"'{stage}' is owned by Sales; the connector never recycles it",
+                    "recycle hand-off stages such as mql",
+                )
+        _check_status(doc, (*loc, "lead_status"), rule.lead_status, criteria)
+        check_when(doc, (*loc, "when"), rule.when, scope)
 
 
 def _check_stages(doc: Document, criteria: Criteria) -> None:
@@ -120,15 +171,69 @@ def _check_signals(doc: Document, criteria: Criteria) -> None:
     for name, signal in criteria.signals.items():
         loc: Loc = ("signals", name)
         _check_signal_name(doc, loc, name)
-        for index, activity_type in enumerate(signal.types):
-            require_known(
-                doc, (*loc, "types", index), activity_type, sorted(criteria.activity_types), "activity type"
-            )
-        for index, channel in enumerate(signal.channels):
-            require_known(doc, (*loc, "channels", index), channel, channels, "channel")
-        for key, patterns in (("url_patterns", signal.url_patterns), ("name_patterns", signal.name_patterns)):
-            for index, pattern in enumerate(patterns):
-                _check_python_regex(doc, (*loc, key, index), pattern)
+        _check_filter(doc, loc, signal, criteria, channels)
+        if signal.anchor is not None:
+            _check_filter(doc, (*loc, "anchor"), signal.anchor, criteria, channels)
+        _check_kind_parameters(doc, loc, signal)
+        for key in ("points", "caps"):
+            for activity_type in getattr(signal, key):
+                require_known(
+                    doc, (*loc, key, activity_type), activity_type, sorted(criteria.activity_types),
+                    "activity type", key=True,
+                )  # fmt: skip
+        for activity_type in signal.caps:
+            if activity_type in criteria.activity_types and activity_type not in signal.points:
+                doc.add(
+                    (*loc, "caps", activity_type),
+                    f"cap for '{activity_type}', which earns no points",
+                    "add it to points or remove the cap",
+                    key=True,
+                )
+
+
+def _check_filter(
+    doc: Document, loc: Loc, spec: ActivityFilter, criteria: Criteria, channels: Sequence[str]
+) -> None:
+    for index, activity_type in enumerate(spec.types):
+        require_known(
+            doc, (*loc, "types", index), activity_type, sorted(criteria.activity_types), "activity type"
+        )
+    for index, channel in enumerate(spec.channels):
+        require_known(doc, (*loc, "channels", index), channel, channels, "channel")
+    for key, patterns in (("url_patterns", spec.url_patterns), ("name_patterns", spec.name_patterns)):
+        for index, pattern in enumerate(patterns):
+            _check_python_regex(doc, (*loc, key, index), pattern)
+
+
+_KIND_KEYS = frozenset(key for keys in SIGNAL_KIND_PARAMETERS.values() for key in keys)
+
+
+def _check_kind_parameters(doc: Document, loc: Loc, signal: object) -> None:
+    """Each kind's own keys are required where needed and refused where they would be ignored."""
+    kind = str(getattr(signal, "kind", ""))
+    allowed = SIGNAL_KIND_PARAMETERS.get(kind, frozenset())
+    set_keys = {key for key in _KIND_KEYS if _is_set(getattr(signal, key, None))}
+    for key in sorted(set_keys - allowed):
+        users = sorted(k for k, keys in SIGNAL_KIND_PARAMETERS.items() if key in keys)
+        doc.add(
+            (*loc, key),
+            f"'{key}' does nothing for kind {kind}",
+            f"it is for kind {' or '.join(users)}",
+            key=True,
+        )
+    for key in sorted(REQUIRED_KIND_PARAMETERS.get(kind, frozenset()) - set_keys):
+        doc.add(loc, f"kind {kind} needs '{key}'", _KIND_HINTS.get(key, ""), key=True)
+
+
+_KIND_HINTS = {
+    "within_days": "e.g. within_days: 3 (came back at most 3 days later)",
+    "span_days": "e.g. span_days: 4 (3 active days out of any 4)",
+    "points": "e.g. points: {page_view: 1, form_submission: 10}",
+}
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value != {} and value != []
 
 
 def _check_signal_name(doc: Document, loc: Loc, name: str) -> None:
@@ -180,6 +285,7 @@ def stages_in_use(criteria: Criteria) -> list[str]:
 
 def statuses_in_use(criteria: Criteria) -> list[str]:
     used = [r.lead_status for r in criteria.rules] + [d.lead_status for d in criteria.disqualifiers]
+    used += [r.lead_status for r in criteria.recycle] + list(criteria.acceptance.lead_statuses)
     return [s for s in dict.fromkeys(used) if s is not None and s in criteria.lead_statuses]
 
 
@@ -218,38 +324,33 @@ def check_hubspot(doc: Document, hubspot: HubSpotMapping, criteria: Criteria | N
     _check_activity_types(doc, hubspot, criteria)
 
 
-def hubspot_owned_properties(hubspot: HubSpotMapping) -> list[str]:
-    """The properties the connector can ever write: stage (+ its reason and date), status, owner."""
-    stage = hubspot.stage
-    owned = [stage.property, *(p for p in (stage.reason_property, stage.date_property) if p)]
+def _check_writes(doc: Document, hubspot: HubSpotMapping) -> None:
+    owned = [hubspot.stage.property]
     if hubspot.lead_status is not None:
         owned.append(hubspot.lead_status.property)
     if hubspot.owner is not None:
         owned.append(hubspot.owner.property)
-    return owned
-
-
-def _check_writes(doc: Document, hubspot: HubSpotMapping) -> None:
-    owned = hubspot_owned_properties(hubspot)
+    for extra in (hubspot.stage_reason, hubspot.stage_date):
+        if extra is not None:
+            owned.append(extra.property)
     for index, prop in enumerate(hubspot.writes):
         if prop not in owned:
             doc.add(
                 ("writes", index),
                 f"the connector does not own '{prop}' and never writes it",
                 known_values_hint(
-                    prop, owned, "writable properties (stage and its reason/date, lead_status, owner)"
+                    prop, owned, "writable properties (stage, lead_status, owner, stage_reason, stage_date)"
                 ),
+            )
+    for key, extra in (("stage_reason", hubspot.stage_reason), ("stage_date", hubspot.stage_date)):
+        if extra is not None and extra.property not in hubspot.writes:
+            doc.add(
+                (key, "property"),
+                f"'{extra.property}' is not listed under writes, so it would never be written",
+                f"add {extra.property} to writes, or remove {key}",
             )
     if hubspot.stage.property not in hubspot.writes:
         doc.add(("writes",), f"writes must include the stage property '{hubspot.stage.property}'")
-    for key in ("reason_property", "date_property"):
-        prop = getattr(hubspot.stage, key)
-        if prop is not None and prop not in hubspot.writes:
-            doc.add(
-                ("stage", key),
-                f"'{prop}' is written with every stage change but is not listed under writes",
-                f"add {prop} to writes, or remove stage.{key}",
-            )
 
 
 def _check_value_map(
@@ -289,6 +390,85 @@ def _check_activity_types(doc: Document, hubspot: HubSpotMapping, criteria: Crit
         )
     for index, history in enumerate(activities.history):
         require_known(doc, ("activities", "history", index, "type"), history.type, known, "activity type")
+
+
+# --------------------------------------------------------------------------- salesforce.yaml
+
+
+def check_salesforce(
+    doc: Document,
+    salesforce: SalesforceMapping,
+    criteria: Criteria | None,
+    other_fields: Mapping[str, str] | None = None,
+) -> None:
+    """Owned fields per object, translations of every canonical value, known activity types.
+
+    `other_fields` is the person field catalogue of the other CRM file (hubspot.yaml): a field both
+    files map must have one type, or conditions would read it differently per CRM.
+    """
+    for obj_name, obj in salesforce.objects.items():
+        loc: Loc = ("objects", obj_name)
+        owned = [obj.stage.field]
+        for extra in (obj.lead_status.field if obj.lead_status else None, obj.mql_date, obj.mql_reason):
+            if extra:
+                owned.append(extra)
+        if obj.owner is not None:
+            owned.append(obj.owner.field)
+        for index, name in enumerate(obj.writes):
+            if name not in owned:
+                doc.add(
+                    (*loc, "writes", index),
+                    f"the connector does not own '{name}' on {obj_name} and never writes it",
+                    known_values_hint(
+                        name, owned, "writable fields (stage, lead_status, owner, mql_date, mql_reason)"
+                    ),
+                )
+        if obj.writes and obj.stage.field not in obj.writes:
+            doc.add((*loc, "writes"), f"writes must include the stage field '{obj.stage.field}'")
+        for name, spec in obj.fields.items():
+            if name in DERIVED_PERSON_FIELDS:
+                doc.add(
+                    (*loc, "fields", name),
+                    f"'{name}' is derived from the email address",
+                    "remove this entry",
+                    key=True,
+                )
+            if other_fields is not None and name in other_fields and other_fields[name] != spec.type:
+                doc.add(
+                    (*loc, "fields", name, "type"),
+                    f"'{name}' is {spec.type} here but {other_fields[name]} in hubspot.yaml",
+                    "use one type for a person field in every CRM file",
+                )
+        if criteria is None:
+            continue
+        _check_value_map(
+            doc,
+            (*loc, "stage", "values"),
+            obj.stage.values,
+            criteria.stages,
+            stages_in_use(criteria),
+            "stage",
+        )
+        if obj.lead_status is not None:
+            _check_value_map(
+                doc,
+                (*loc, "lead_status", "values"),
+                obj.lead_status.values,
+                criteria.lead_statuses,
+                statuses_in_use(criteria),
+                "lead status",
+            )
+    if criteria is None:
+        return
+    known = sorted(criteria.activity_types)
+    activities = salesforce.activities
+    for key, sources in (("tasks", activities.tasks), ("events", activities.events)):
+        for index, source in enumerate(sources):
+            require_known(doc, ("activities", key, index, "type"), source.type, known, "activity type")
+    for index, campaign in enumerate(activities.campaign_members):
+        require_known(
+            doc, ("activities", "campaign_members", index, "type"), campaign.type, known, "activity type"
+        )
 
 
 # --------------------------------------------------------------------------- routing.yaml

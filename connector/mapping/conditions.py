@@ -21,10 +21,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.mapping.expressions import (
+    BUILTIN_FUNCTIONS,
+    HELPER_FUNCTIONS,
     ZERO_VALUES,
     Expression,
     ExpressionError,
@@ -68,9 +70,13 @@ class Scope:
     lists: Mapping[str, list[str]]
     grades: Mapping[str, int]
     reads_fit: bool = True
+    signal_types: Mapping[str, str] = field(default_factory=dict)
+    """Signal name -> "int" or "double" (absent: int)."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """Further names this kind of condition may read (recycle rules: the hand-off state), with types."""
 
     def names(self) -> set[str]:
-        return {*self.signals, "person", "lists", *(FIT_NAMES if self.reads_fit else ())}
+        return {*self.signals, "person", "lists", *(FIT_NAMES if self.reads_fit else ()), *self.extra}
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ def check_condition(source: str, scope: Scope) -> list[Problem]:
         return [Problem(str(exc), _syntax_hint(str(exc)), _offset(source, exc.line, exc.column))]
     masked, literals = mask_string_literals(source)
     problems = [
+        *_function_problems(expression, masked),
         *_name_problems(expression, masked, scope),
         *_member_problems(masked, scope),
         *_regex_problems(source, literals),
@@ -130,6 +137,19 @@ def _name_problems(expression: Expression, masked: str, scope: Scope) -> Iterato
             continue
         hint = known_values_hint(name, sorted(allowed), "names")
         yield Problem(f"unknown name '{name}'", hint, offset)
+
+
+def _function_problems(expression: Expression, masked: str) -> Iterator[Problem]:
+    known = sorted(HELPER_FUNCTIONS)
+    for name in expression.functions():
+        if name in BUILTIN_FUNCTIONS or name in HELPER_FUNCTIONS:
+            continue
+        offset = _identifier_offset(masked, name)
+        if offset is None:
+            match = re.search(r"\.\s*" + re.escape(name) + r"\s*\(", masked)
+            offset = match.start() + 1 if match else None
+        hint = known_values_hint(name, known, "helper functions besides CEL's own")
+        yield Problem(f"unknown function '{name}'", hint, offset)
 
 
 def _member_problems(masked: str, scope: Scope) -> Iterator[Problem]:
@@ -225,12 +245,25 @@ def _context(
             person[name] = flag
         else:
             person[name] = _TYPICAL[kind]
+    signals: dict[str, int | float] = {
+        name: float(number) + 0.5 if scope.signal_types.get(name) == "double" else number
+        for name in scope.signals
+    }
+    extra: dict[str, Any] = {}
+    for name, kind in scope.extra.items():
+        if kind == "bool":
+            extra[name] = flag
+        elif kind == "int":
+            extra[name] = number
+        else:
+            extra[name] = grade if string is not None else ""
     return expression_context(
-        signals=dict.fromkeys(scope.signals, number),
+        signals=signals,
         fit_score=number,
         fit_grade=grade,
         person=person,
         lists=scope.lists,
+        handoff=extra,
     )
 
 
@@ -256,12 +289,19 @@ def _types_hint(masked: str, scope: Scope) -> str:
             types[f"person.{match.group(2)}"] = fields[match.group(2)]
     for name in scope.signals:
         if _identifier_offset(masked, name) is not None:
-            types[name] = "number"
+            kind = scope.signal_types.get(name, "int")
+            types[name] = "a decimal number" if kind == "double" else "number"
+    for name, kind in scope.extra.items():
+        if _identifier_offset(masked, name) is not None:
+            types[name] = {"bool": "bool", "int": "number"}.get(kind, "string")
     for name, kind in (("fit_score", "number"), ("fit_grade", "string")):
         if _identifier_offset(masked, name) is not None:
             types[name] = kind
     described = ", ".join(f"{name} is {kind}" for name, kind in types.items())
-    advice = "CEL never converts types: compare numbers with numbers and text with quoted text"
+    advice = (
+        "CEL never converts types: compare numbers with numbers and text with quoted text, "
+        "and write decimals as 2.0 when adding to a decimal"
+    )
     return f"{described}; {advice}" if described else advice
 
 

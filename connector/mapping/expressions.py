@@ -7,9 +7,10 @@ evaluating every condition against sample contexts whose values have the declare
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel
@@ -31,6 +32,58 @@ MAX_EXPRESSION_CHARS = 4096
 _NOT_OURS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}() takes text, got {type(value).__name__}")
+    return value
+
+
+def _lower(value: object) -> str:
+    return _text(value, "lower").lower()
+
+
+def _upper(value: object) -> str:
+    return _text(value, "upper").upper()
+
+
+def _trim(value: object) -> str:
+    return _text(value, "trim").strip()
+
+
+HELPER_FUNCTIONS: dict[str, Callable[[object], str]] = {
+    "lower": _lower,
+    "upper": _upper,
+    "trim": _trim,
+    "lowerAscii": _lower,
+    "upperAscii": _upper,
+}
+"""Functions conditions may call besides CEL's own, as `lower(x)` or `x.lower()`.
+
+The CEL binding has no case conversion, and people type "united states" as often as "United
+States", so criteria need `person.country.lower()` (cel-go spells it `lowerAscii()`; both work).
+They are pure, total on text, and raise on anything else, which CEL reports as an evaluation error
+and `validate`'s dry run turns into a type error with a location.
+"""
+
+
+class _QuietHelperFailures(logging.Filter):
+    """The binding logs every failing Python function before raising; the raise is what we report."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f"function '{name}' failed" in record.getMessage() for name in HELPER_FUNCTIONS)
+
+
+logging.getLogger("cel").addFilter(_QuietHelperFailures())
+
+BUILTIN_FUNCTIONS = frozenset(
+    {"contains", "endsWith", "matches", "size", "startsWith", "double", "int", "uint", "string"}
+    | {"bool", "bytes", "type", "dyn", "duration", "timestamp", "has", "exists", "exists_one", "all"}
+    | {"map", "filter", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear"}
+    | {"getHours", "getMilliseconds", "getMinutes", "getMonth", "getSeconds"}
+)
+"""Functions and macros CEL itself provides in this binding."""
+
+
 class ExpressionError(ValueError):
     """A condition failed to compile or evaluate.
 
@@ -45,17 +98,29 @@ class ExpressionError(ValueError):
 
 @dataclass(frozen=True)
 class Expression:
-    """A compiled CEL condition and its source."""
+    """A compiled CEL condition and its source.
+
+    `helpers` are the helper functions it calls; only those expressions pay for a `cel.Context`
+    (about twice the cost of a plain dict) on every evaluation.
+    """
 
     source: str
     program: Any
+    helpers: tuple[str, ...] = field(default=())
 
     def variables(self) -> list[str]:
         """Top-level names the expression reads (`person`, `lists`, signal names...)."""
         return list(self.program.variables())
 
+    def functions(self) -> list[str]:
+        """Named functions the expression calls (operators such as `_&&_` left out)."""
+        return [name for name in self.program.functions() if name[:1].isalpha()]
+
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
+            if self.helpers:
+                functions = {name: HELPER_FUNCTIONS[name] for name in self.helpers}
+                return self.program.execute(cel.Context(variables=dict(context), functions=functions))
             return self.program.execute(dict(context))
         except _NOT_OURS:
             raise
@@ -76,13 +141,24 @@ def compile_expression(source: str) -> Expression:
             f"condition is {len(source)} characters long; the limit is {MAX_EXPRESSION_CHARS}"
         )
     try:
-        return Expression(source=source, program=cel.compile(source))
+        program = cel.compile(source)
+        helpers = tuple(name for name in program.functions() if name in HELPER_FUNCTIONS)
+        return Expression(source=source, program=program, helpers=helpers)
     except _NOT_OURS:
         raise
     except BaseException as exc:  # noqa: BLE001 - see _NOT_OURS
         text = str(exc)
         line, column = _position_of(text)
         raise ExpressionError(_syntax_message(text), column, line) from None
+
+
+RECYCLE_NAMES: dict[str, str] = {
+    "accepted": "bool",
+    "days_in_stage": "int",
+    "current_stage": "string",
+    "current_lead_status": "string",
+}
+"""Names only recycle rules can read (the hand-off state), with their CEL types."""
 
 
 def expression_context(
@@ -92,13 +168,19 @@ def expression_context(
     fit_grade: str,
     person: Mapping[str, FieldValue],
     lists: Mapping[str, list[str]],
+    handoff: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The names a condition can read. Keep in sync with the README's variable table."""
+    """The names a condition can read. Keep in sync with the README's variable table.
+
+    `handoff` holds the RECYCLE_NAMES values, for recycle rules only.
+    """
     context: dict[str, Any] = dict(signals)
     context["fit_score"] = fit_score
     context["fit_grade"] = fit_grade
     context["person"] = dict(person)
     context["lists"] = {name: list(values) for name, values in lists.items()}
+    if handoff is not None:
+        context.update(handoff)
     return context
 
 
@@ -108,6 +190,9 @@ def _evaluation_message(exc: BaseException) -> str:
     if isinstance(exc, KeyError) and exc.args:
         return f"no such key: {exc.args[0]!r}"
     text = str(exc)
+    helper = re.search(r"Python function call failed: \w+: (.+)", text)
+    if helper:
+        return re.split(r"\.\s+(?=CEL |Check |Convert )", helper.group(1).strip(), maxsplit=1)[0]
     first = _first_line(text)
     # Regex errors put the reason on a later line: "...not a valid regex:\n...\nerror: unclosed group."
     reason = re.search(r"^error: (.+?)\.?( Check function arguments.*)?$", text, flags=re.MULTILINE)

@@ -20,15 +20,21 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from connector.errors import MappingError, MappingIssue
-from connector.mapping.checks import DERIVED_PERSON_FIELDS, check_criteria, check_hubspot, check_routing
+from connector.mapping.checks import (
+    DERIVED_PERSON_FIELDS,
+    check_criteria,
+    check_hubspot,
+    check_routing,
+    check_salesforce,
+)
 from connector.mapping.conditions import known_values_hint
-from connector.mapping.schema import Criteria, FieldType, HubSpotMapping, Routing
+from connector.mapping.schema import Criteria, FieldType, HubSpotMapping, Routing, SalesforceMapping
 from connector.mapping.source import Document, Loc, read_document
 
 CRITERIA_FILE = "criteria.yaml"
 ROUTING_FILE = "routing.yaml"
-CRM_FILES: dict[str, type[BaseModel]] = {"hubspot.yaml": HubSpotMapping}
-"""One optional file per CRM; add `"salesforce.yaml": SalesforceMapping` and a check here."""
+CRM_FILES: dict[str, type[BaseModel]] = {"hubspot.yaml": HubSpotMapping, "salesforce.yaml": SalesforceMapping}
+"""One optional file per CRM, each with its checks in `_Files.check`."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,16 +52,19 @@ class Mappings:
     hubspot: HubSpotMapping | None
     criteria_version: str
     directory: Path
+    salesforce: SalesforceMapping | None = None
 
     @property
     def crms(self) -> dict[str, BaseModel]:
-        """The CRM mappings present, by CRM name ("hubspot", later "salesforce")."""
-        return {"hubspot": self.hubspot} if self.hubspot is not None else {}
+        """The CRM mappings present, by CRM name ("hubspot", "salesforce")."""
+        present: dict[str, BaseModel | None] = {"hubspot": self.hubspot, "salesforce": self.salesforce}
+        return {name: model for name, model in present.items() if model is not None}
 
     @property
     def person_fields(self) -> dict[str, FieldType]:
         """The person field catalogue: canonical name -> type, as conditions read `person.<name>`."""
-        return person_field_catalogue([self.hubspot] if self.hubspot is not None else [])
+        present = [m for m in (self.hubspot, self.salesforce) if m is not None]
+        return person_field_catalogue(present)
 
 
 class _TypedField(Protocol):
@@ -107,6 +116,7 @@ def load_mappings(directory: Path, *, criteria_file: Path | None = None) -> Mapp
         criteria=files.criteria.model,
         routing=files.routing.model,
         hubspot=_as(files.crm_model("hubspot.yaml"), HubSpotMapping),
+        salesforce=_as(files.crm_model("salesforce.yaml"), SalesforceMapping),
         criteria_version=hashlib.sha256(files.criteria.doc.raw).hexdigest()[:12],
         directory=directory,
     )
@@ -163,6 +173,14 @@ class _Files:
         hubspot = self.crms.get("hubspot.yaml")
         if hubspot is not None and isinstance(hubspot.model, HubSpotMapping):
             check_hubspot(hubspot.doc, hubspot.model, criteria)
+        salesforce = self.crms.get("salesforce.yaml")
+        if salesforce is not None and isinstance(salesforce.model, SalesforceMapping):
+            hubspot_fields = (
+                {name: spec.type for name, spec in hubspot.model.fields.items()}
+                if hubspot is not None and isinstance(hubspot.model, HubSpotMapping)
+                else None
+            )
+            check_salesforce(salesforce.doc, salesforce.model, criteria, hubspot_fields)
 
     def issues(self) -> list[MappingIssue]:
         """Every issue, file by file, each file's in line order."""

@@ -7,6 +7,7 @@ criteria.yaml, a rule's names exist...) live in `loader.py`, which knows where e
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -26,23 +27,79 @@ class ActivityTypeSpec(StrictModel):
     description: str = ""
 
 
-class SignalSpec(StrictModel):
-    """A number computed from a person's timeline over a rolling window ending at evaluation time.
+class ActivityFilter(StrictModel):
+    """Which activities count. Filters combine with AND; each list combines with OR; empty = any."""
 
-    kind:
-      count              activities matching the filters
-      distinct_channels  how many different channels the matching activities span
-      distinct_days      on how many different calendar days (UTC) matching activities happened
-    Filters combine with AND; each list combines with OR; an empty list means "any".
-    """
-
-    kind: Literal["count", "distinct_channels", "distinct_days"]
-    window_days: int = Field(gt=0, le=3650)
     types: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
     url_patterns: list[str] = Field(default_factory=list, description="regexes searched in the page URL")
     name_patterns: list[str] = Field(
         default_factory=list, description="regexes searched in the form/event name"
+    )
+
+
+SignalKind = Literal[
+    "count",
+    "distinct_channels",
+    "distinct_days",
+    "longest_gap_days",
+    "returns",
+    "cadence",
+    "days_since_first",
+    "days_since_last",
+    "score",
+]
+"""Every kind of signal; `lifecycle/signals.py` documents exactly what each computes."""
+
+SIGNAL_KIND_PARAMETERS: dict[str, frozenset[str]] = {
+    "count": frozenset(),
+    "distinct_channels": frozenset(),
+    "distinct_days": frozenset(),
+    "longest_gap_days": frozenset(),
+    "returns": frozenset({"within_days"}),
+    "cadence": frozenset({"span_days", "anchor"}),
+    "days_since_first": frozenset(),
+    "days_since_last": frozenset(),
+    "score": frozenset({"points", "caps", "cap", "half_life_days"}),
+}
+"""The kind-specific keys each kind accepts (the loader reports any other one where it is written)."""
+
+REQUIRED_KIND_PARAMETERS: dict[str, frozenset[str]] = {
+    "returns": frozenset({"within_days"}),
+    "cadence": frozenset({"span_days"}),
+    "score": frozenset({"points"}),
+}
+
+
+class SignalSpec(ActivityFilter):
+    """A number computed from a person's timeline over a rolling window ending at evaluation time.
+
+    kind (all over the activities inside the window that pass the filters):
+      count              how many
+      distinct_channels  how many different channels they span
+      distinct_days      on how many different calendar days (UTC)
+      longest_gap_days   the longest run of days between two consecutive active days (0: < 2 days)
+      returns            active days that came at most `within_days` days after the previous one
+      cadence            the most active days inside any `span_days` consecutive days that include
+                         a day with an `anchor` activity ("3 days out of 4, one with a download")
+      days_since_first   whole days since the earliest (0 when there is none)
+      days_since_last    whole days since the latest (`window_days` when there is none)
+      score              sum of `points` per activity type, decayed by `half_life_days`, capped per
+                         type by `caps` and in total by `cap` (a decimal number)
+    """
+
+    kind: SignalKind
+    window_days: int = Field(gt=0, le=3650)
+    within_days: int | None = Field(default=None, ge=1, le=3650)
+    span_days: int | None = Field(default=None, ge=1, le=3650)
+    anchor: ActivityFilter | None = None
+    points: dict[str, float] = Field(default_factory=dict)
+    caps: dict[str, float] = Field(default_factory=dict)
+    cap: float | None = None
+    half_life_days: float | None = Field(default=None, gt=0, le=3650)
+    unit: str = Field(
+        default="",
+        description='what one of it is, for plain-language explanations (e.g. "pricing page visit")',
     )
     description: str = ""
 
@@ -81,6 +138,31 @@ class StageRule(StrictModel):
     description: str = ""
 
 
+class RecycleRule(StrictModel):
+    """Sends a person who stalled at a hand-off stage back to nurture: sets `lead_status`, keeps the stage.
+
+    Tried for people whose current stage is in `stages`; `when` may also read `accepted`,
+    `days_in_stage`, `current_stage` and `current_lead_status`.
+    """
+
+    name: str
+    stages: list[str] = Field(min_length=1)
+    when: str
+    lead_status: str
+    description: str = ""
+
+
+class Acceptance(StrictModel):
+    """When Sales has accepted a hand-off (then recycle rules leave the person alone).
+
+    Accepted = the CRM's lead status is one of `lead_statuses` (canonical names: a rep moved it),
+    or an activity of one of `activity_types` happened after the person entered the stage.
+    """
+
+    lead_statuses: list[str] = Field(default_factory=list)
+    activity_types: list[str] = Field(default_factory=list)
+
+
 class Criteria(StrictModel):
     version: Literal[1] = 1
     stages: list[str] = Field(min_length=1, description="canonical stages, lowest first")
@@ -93,6 +175,8 @@ class Criteria(StrictModel):
     fit: FitSpec = Field(default_factory=FitSpec)
     disqualifiers: list[Disqualifier] = Field(default_factory=list)
     rules: list[StageRule] = Field(default_factory=list)
+    acceptance: Acceptance = Field(default_factory=Acceptance)
+    recycle: list[RecycleRule] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- routing.yaml
@@ -159,22 +243,30 @@ class HubSpotFieldSpec(FieldSpec):
 
 
 class StageMap(ValueMap):
-    """The stage property, its values, and how the connector may move and annotate it.
-
-    HubSpot only moves `lifecyclestage` forward. `allow_backwards: true` lets the connector move it
-    back (e.g. a recycle rule) by clearing it in one request and setting it in a second, then
-    reading it back; otherwise a backward move is refused and reported. `reason_property` and
-    `date_property` (both also listed under `writes`) receive the decision's reason and the date
-    of the change whenever the stage is written.
-    """
+    """The stage property and its values. HubSpot only moves `lifecyclestage` forward:
+    `allow_backwards: true` lets the connector move it back (e.g. a recycle to an earlier stage)
+    by clearing it in one request and setting it in a second, then reading it back; otherwise a
+    backward move is refused and reported."""
 
     allow_backwards: bool = False
-    reason_property: str | None = None
-    date_property: str | None = None
+
+
+class LeadStatusMap(ValueMap):
+    """The lead status property. `protected` lists CRM values Sales owns (e.g. "Closed - Converted"):
+    a record showing one (any case) is left alone entirely: no stage, status, owner or reason write.
+    """
+
+    protected: list[str] = Field(default_factory=list)
 
 
 class OwnerSpec(StrictModel):
     property: str = "hubspot_owner_id"
+
+
+class PropertyRef(StrictModel):
+    """A CRM property the connector writes a value of its own into (e.g. the reason for a stage)."""
+
+    property: str
 
 
 class EventTypeSource(StrictModel):
@@ -238,12 +330,155 @@ class HubSpotActivities(StrictModel):
     history: list[HistorySource] = Field(default_factory=list)
 
 
+class SalesforceLinks(StrictModel):
+    """Contact properties where HubSpot's Salesforce integration stores the linked record's id."""
+
+    lead: str | None = "salesforceleadid"
+    contact: str | None = "salesforcecontactid"
+
+
 class HubSpotMapping(StrictModel):
     tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
     object: Literal["contacts"] = "contacts"
     fields: dict[str, HubSpotFieldSpec]
     stage: StageMap
-    lead_status: ValueMap | None = None
+    lead_status: LeadStatusMap | None = None
     owner: OwnerSpec | None = None
+    stage_reason: PropertyRef | None = Field(
+        default=None, description="text property that receives the reason, with every stage change"
+    )
+    stage_date: PropertyRef | None = Field(
+        default=None, description="datetime property that receives the time of every stage change"
+    )
     writes: list[str] = Field(min_length=1, description="the only properties the connector may write")
     activities: HubSpotActivities = Field(default_factory=HubSpotActivities)
+    salesforce_links: SalesforceLinks | None = Field(
+        default=None,
+        description="properties linking a contact to its Salesforce lead/contact (one person in both)",
+    )
+
+
+# --------------------------------------------------------------------------- salesforce.yaml
+
+
+class SfFieldSpec(StrictModel):
+    """A person field read from one Salesforce field (API name, e.g. `NumberOfEmployees`)."""
+
+    field: str
+    type: FieldType = "string"
+
+
+class SfValueMap(StrictModel):
+    """A picklist field holding canonical values under org-specific names (canonical -> picklist value)."""
+
+    field: str
+    values: dict[str, str]
+
+
+class SfOwnerSpec(StrictModel):
+    field: str = "OwnerId"
+
+
+class SfObjectMapping(StrictModel):
+    """How one Salesforce object (Lead or Contact) maps to a person, and what may be written to it.
+
+    `writes` lists the only fields the connector may write on this object; leave it empty to read
+    the object but never write it (e.g. Contacts owned entirely by Sales). `mql_date`/`mql_reason`
+    name optional custom fields stamped when the connector moves a record to MQL.
+    """
+
+    fields: dict[str, SfFieldSpec]
+    stage: SfValueMap
+    lead_status: SfValueMap | None = None
+    owner: SfOwnerSpec | None = None
+    mql_date: str | None = None
+    mql_reason: str | None = None
+    writes: list[str] = Field(default_factory=list, description="the only fields the connector may write")
+
+
+class SfTaskSource(StrictModel):
+    """Tasks whose fields equal every `where` value (e.g. TaskSubtype: Call) become one activity each."""
+
+    type: str
+    where: dict[str, str] = Field(default_factory=dict)
+
+
+class SfCampaignSource(StrictModel):
+    """Campaign members who responded, in campaigns of these types (empty: any), become one activity."""
+
+    type: str
+    campaign_types: list[str] = Field(default_factory=list)
+
+
+class SalesforceActivities(StrictModel):
+    tasks: list[SfTaskSource] = Field(default_factory=list)
+    events: list[SfTaskSource] = Field(default_factory=list)
+    campaign_members: list[SfCampaignSource] = Field(default_factory=list)
+
+
+class SalesforceMapping(StrictModel):
+    api_version: str = Field(default="59.0", pattern=r"^\d{2}\.0$")
+    objects: dict[Literal["Lead", "Contact"], SfObjectMapping] = Field(min_length=1)
+    activities: SalesforceActivities = Field(default_factory=SalesforceActivities)
+
+    @property
+    def fields(self) -> dict[str, SfFieldSpec]:
+        """Person fields across objects (Lead first): the catalogue conditions read as person.<name>."""
+        merged: dict[str, SfFieldSpec] = {}
+        for name in ("Lead", "Contact"):
+            obj = self.objects.get(name)
+            if obj is not None:
+                for key, spec in obj.fields.items():
+                    merged.setdefault(key, spec)
+        return merged
+
+
+# --------------------------------------------------------------------------- criteria.examples.yaml
+
+
+EXAMPLES_AS_OF = "2026-01-15T12:00:00Z"
+"""Default evaluation time of criteria examples: noon UTC, so whole `days_ago` never straddle a date."""
+
+
+class ExampleActivity(StrictModel):
+    """One activity of an example person, `days_ago` days before the examples' `as_of` time."""
+
+    type: str
+    days_ago: float = Field(ge=0, le=3650)
+    url: str | None = None
+    name: str | None = None
+    repeat: int = Field(default=1, ge=1, le=1000, description="how many (each one minute earlier)")
+
+
+class ExampleExpectation(StrictModel):
+    """What the criteria must decide. Omitted keys are not checked; `none` means "no value"."""
+
+    stage: str
+    rule: str | None = Field(default=None, description="the stage rule that fires (`none`: no rule)")
+    lead_status: str | None = None
+    fit_grade: str | None = None
+    disqualified_by: str | None = None
+    recycled_by: str | None = None
+
+
+class CriteriaExample(StrictModel):
+    """An example person with a timeline and the decision the criteria must reach for them."""
+
+    name: str
+    description: str = ""
+    person: dict[str, str | bool | int | float | None] = Field(default_factory=dict)
+    activities: list[ExampleActivity] = Field(default_factory=list)
+    current_stage: str | None = None
+    current_lead_status: str | None = None
+    days_in_stage: int | None = Field(default=None, ge=0, le=36500)
+    expect: ExampleExpectation
+
+
+class CriteriaExamples(StrictModel):
+    """criteria.examples.yaml: the criteria's unit tests, run by `connector validate`."""
+
+    as_of: datetime = Field(default_factory=lambda: datetime.fromisoformat(EXAMPLES_AS_OF))
+    profiles: dict[str, dict[str, str | bool | int | float | None]] = Field(
+        default_factory=dict, description="named person profiles to reuse with YAML anchors (&name / *name)"
+    )
+    examples: list[CriteriaExample] = Field(min_length=1)

@@ -253,20 +253,23 @@ class Persona:
 
 
 def build_demo_portal(
-    now: datetime, *, seed: int = 7, people: int = 300
+    now: datetime, *, seed: int = 7, people: int = 300, extra_personas: Sequence[Persona] = ()
 ) -> tuple[HubSpotStore, list[ExpectedOutcome]]:
     """A filled portal and the expected outcome of every contact, identical for the same arguments.
 
     `now` is the evaluation time the sync will use (timezone-aware). `people` must be at least
     `MIN_PEOPLE`; the personas come first and filler people (subscribers and leads with light
     activity) make up the rest. Only `random.Random(seed)` feeds the data, ids included.
+    `extra_personas` (the people the Salesforce demo also puts in Salesforce, whose design spans
+    both CRMs) are added to the personas, within the same `people`.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (use datetime.now(UTC))")
-    if people < MIN_PEOPLE:
-        raise ValueError(f"the demo personas need at least {MIN_PEOPLE} people, got {people}")
+    needed = MIN_PEOPLE + sum(p.count for p in extra_personas)
+    if people < needed:
+        raise ValueError(f"the demo personas need at least {needed} people, got {people}")
     gen = _Gen(now.astimezone(UTC), random.Random(seed))
-    slots: list[tuple[Persona, int]] = [(p, i) for p in PERSONAS for i in range(p.count)]
+    slots: list[tuple[Persona, int]] = [(p, i) for p in (*PERSONAS, *extra_personas) for i in range(p.count)]
     for i in range(people - len(slots)):
         slots.append((_filler_persona(gen.rng.random()), i))
     gen.rng.shuffle(slots)  # interleave personas, as a real portal would, so round-robin gets a mix
@@ -1192,8 +1195,9 @@ def contact_property_definitions(
 
     HubSpot's defaults (from the store, with their read-only flags, which is how the emulator
     refuses writes to computed dates and counters), plus the portal's own custom number property
-    `employee_count` (hubspot.yaml maps `employees` to it) and the owners as `hubspot_owner_id`
-    options, archived ones hidden.
+    `employee_count` (hubspot.yaml maps `employees` to it), the text property
+    `lifecycle_stage_reason` (hubspot.yaml `stage_reason` writes the reason there) and the owners
+    as `hubspot_owner_id` options, archived ones hidden.
     """
     catalogue = default_contact_properties()
     custom = property_definition(
@@ -1207,6 +1211,16 @@ def contact_property_definitions(
     custom.update({"hubspotDefined": False, "createdAt": created, "updatedAt": created})
     custom["modificationMetadata"] = {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False}
     catalogue["employee_count"] = custom
+    reason = property_definition(
+        "lifecycle_stage_reason",
+        "Lifecycle stage reason",
+        "string",
+        "textarea",
+        description="Why the lifecycle connector set the stage: the rule and the values it read.",
+    )
+    reason.update({"hubspotDefined": False, "createdAt": created, "updatedAt": created})
+    reason["modificationMetadata"] = {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False}
+    catalogue["lifecycle_stage_reason"] = reason
     catalogue["hubspot_owner_id"]["options"] = [
         {
             "label": f"{o['firstName']} {o['lastName']} ({o['email']})",

@@ -24,7 +24,10 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -56,7 +59,7 @@ from connector.sandbox.hubspot_store import (
     default_object_properties,
     hs_datetime,
 )
-from connector.sandbox.server import Faults, ForcedResponse
+from connector.sandbox.server import Breakage, BreakageKind, Faults, ForcedResponse, Hook
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -477,17 +480,88 @@ class HubSpotEmulator:
         error = ApiError(self._failure_status, "INTERNAL_ERROR", f"Simulated HTTP {self._failure_status}")
         return Reply(self._failure_status, error.body())
 
+    def break_transport(
+        self,
+        kind: BreakageKind,
+        *,
+        times: int = 1,
+        path_prefix: str = "",
+        method: str | None = None,
+        seconds: float = 5.0,
+    ) -> None:
+        """Break the next `times` matching exchanges at the transport level; see `Breakage`."""
+        self.faults.breakage(Breakage(kind, path_prefix, method, times, seconds))
+
+    def before(
+        self,
+        fn: Callable[[Any], None],
+        *,
+        path_prefix: str = "",
+        method: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Run `fn(json_body)` under the portal lock just before the next `times` matching requests
+        are handled."""
+
+        def locked(body: Any) -> None:
+            with self.store.lock:
+                fn(body)
+
+        self.faults.hook(Hook(locked, path_prefix, method, times))
+
+    def after(
+        self,
+        fn: Callable[[Any], None],
+        *,
+        path_prefix: str = "",
+        method: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Run `fn(json_body)` after the next `times` matching requests were handled (a write
+        applied) but before the answer is sent: the moment a client dies without learning of it."""
+        self.faults.hook(Hook(fn, path_prefix, method, times, after=True))
+
+    def delete_contact(self, contact_id: str, *, merged_into: str | None = None) -> None:
+        """Remove a contact as a user deleting it (or merging it into another) would.
+
+        After a merge HubSpot keeps the surviving record and lists the old id in its
+        `hs_merged_object_ids`; the old id answers OBJECT_NOT_FOUND to writes, like a deleted one.
+        """
+        with self.store.lock:
+            self.store.contacts.pop(contact_id, None)
+            if merged_into is not None and merged_into in self.store.contacts:
+                survivor = self.store.contacts[merged_into]
+                ids = [i for i in (survivor.get("hs_merged_object_ids") or "").split(";") if i]
+                survivor["hs_merged_object_ids"] = ";".join([*ids, contact_id])
+
     # --- WSGI -------------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        path = request.path.rstrip("/") or "/"
+        hook = self.faults.take_hook(request.method, path, after=False)
+        if hook is not None:
+            hook.fn(_parse_body(request)[0])
+        broken = self.faults.take_breakage(request.method, path)
+        if broken is not None and broken.kind == "stall":
+            self.faults.stall(broken.seconds)
+        if broken is not None and broken.kind == "reset":
+            _reset(environ)
         reply = self._dispatch(request)
+        done = self.faults.take_hook(request.method, path, after=True)
+        if done is not None:
+            done.fn(_parse_body(request)[0])
+        if broken is not None and broken.kind == "reset_after":
+            _reset(environ)
         if isinstance(reply.body, bytes):  # a forced non-JSON answer, e.g. an edge proxy's HTML 502
             response = Response(reply.body, reply.status, reply.headers, content_type=HTML_CONTENT_TYPE)
         else:
-            response = Response(
-                json.dumps(reply.body), reply.status, reply.headers, content_type=JSON_CONTENT_TYPE
-            )
+            data = json.dumps(reply.body).encode()
+            if broken is not None and broken.kind == "truncate":
+                data = data[: max(1, len(data) // 2)]
+            elif broken is not None and broken.kind == "invalid_json":
+                data = b"<html><body>upstream answered garbage</body></html>"
+            response = Response(data, reply.status, reply.headers, content_type=JSON_CONTENT_TYPE)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Reply:
@@ -1364,3 +1438,18 @@ def _public_event(event: Mapping[str, Any]) -> dict[str, Any]:
         "occurredAt": hs_datetime(instant(str(event["occurredAt"]))),
         "properties": {k: str(v) for k, v in (event.get("properties") or {}).items() if v is not None},
     }
+
+
+def _reset(environ: WSGIEnvironment) -> None:
+    """Drop the client's connection with a TCP reset (SO_LINGER 0), as a failing network does.
+
+    Raising ConnectionResetError afterwards makes the server treat it as a dropped connection.
+    """
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # The request handler's file objects keep the socket open through `close()`; detach the
+        # descriptor and close that, so the reset goes out now. The handler then sees a closed
+        # socket and drops the exchange.
+        os.close(sock.detach())
+    raise ConnectionResetError("emulated connection reset")

@@ -13,12 +13,14 @@ forced answers like any other, so tests can count them.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -36,14 +38,61 @@ class _QuietRequestHandler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args: Any) -> None:
         return None
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # a connection the emulator reset on purpose (a "reset" breakage)
+            self.close_connection = True
+
+
+class TestCertificates:
+    """A throwaway certificate authority and a server certificate for 127.0.0.1 / localhost.
+
+    simple-salesforce only builds `https://` URLs, so the Salesforce emulator must speak TLS. The CA
+    is generated per process (`trustme`), never trusted system-wide: clients are handed its PEM
+    file explicitly (`verify=<ca file>`), which is what `connector demo` and the tests do.
+    """
+
+    def __init__(self) -> None:
+        import trustme  # a runtime dependency only of the sandbox
+
+        self._ca = trustme.CA()
+        self._leaf = self._ca.issue_cert(LOOPBACK, "localhost")
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._leaf.configure_cert(context)
+        return context
+
+    @property
+    def ca_pem(self) -> bytes:
+        return bytes(self._ca.cert_pem.bytes())
+
+    def write_ca(self, path: Path) -> Path:
+        """Write the CA certificate (PEM) where a client can be told to trust it; returns the path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.ca_pem)
+        return path
+
 
 class ServerThread:
-    """A WSGI server running in a daemon thread; a context manager that stops it on exit."""
+    """A WSGI server running in a daemon thread; a context manager that stops it on exit.
 
-    def __init__(self, app: WSGIApplication, host: str = LOOPBACK, port: int = 0) -> None:
+    With `ssl_context` the server speaks HTTPS and `url` starts with https://.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=_QuietRequestHandler
+            host, port, app, threaded=True, request_handler=_QuietRequestHandler, ssl_context=ssl_context
         )
+        self._scheme = "https" if ssl_context is not None else "http"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": _POLL_SECONDS},
@@ -59,7 +108,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         """Base URL to hand to a client, e.g. `HubSpot(access_token=..., host=server.url)`."""
-        return f"http://{self._server.host}:{self.port}"
+        return f"{self._scheme}://{self._server.host}:{self.port}"
 
     def start(self) -> Self:
         """Start serving; the socket already listens, so requests succeed as soon as this returns."""
@@ -85,17 +134,29 @@ class ServerThread:
         self.stop()
 
 
-def serve_in_thread(app: WSGIApplication, host: str = LOOPBACK, port: int = 0) -> ServerThread:
+def serve_in_thread(
+    app: WSGIApplication,
+    host: str = LOOPBACK,
+    port: int = 0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ServerThread:
     """Serve `app` in the background on a free loopback port (or `port`); returns the started server."""
-    return ServerThread(app, host, port).start()
+    return ServerThread(app, host, port, ssl_context=ssl_context).start()
 
 
-def run_foreground(app: WSGIApplication, host: str = LOOPBACK, port: int = 8080) -> None:
+def run_foreground(
+    app: WSGIApplication,
+    host: str = LOOPBACK,
+    port: int = 8080,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     """Serve `app` in the calling thread until interrupted (Ctrl-C), with werkzeug's access log.
 
     Binds to loopback by default on purpose: the sandbox accepts a fixed, public token.
     """
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -123,8 +184,50 @@ class ForcedResponse:
         return path.startswith(self.path_prefix) and self.method in (None, method.upper())
 
 
+_Q = TypeVar("_Q", "Breakage", "Hook")
+BreakageKind = Literal["reset", "reset_after", "truncate", "invalid_json", "stall"]
+
+
+@dataclass
+class Breakage:
+    """A transport-level failure for the next `times` matching requests.
+
+    * `reset`: the connection is reset before the request is handled (nothing happened);
+    * `reset_after`: the request is handled (a write is applied) and then the connection is reset,
+      so the client never learns the outcome — the case a write journal exists for;
+    * `truncate`: the answer is cut in half (valid status and headers, broken JSON);
+    * `invalid_json`: a 200 whose body is not JSON at all (a misbehaving proxy or gateway);
+    * `stall`: the answer waits up to `seconds` (until `Faults.clear()`), so a client times out.
+    """
+
+    kind: BreakageKind
+    path_prefix: str = ""
+    method: str | None = None
+    times: int = 1
+    seconds: float = 5.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path_prefix) and self.method in (None, method.upper())
+
+
+@dataclass
+class Hook:
+    """A callback run before the next `times` matching requests are handled (e.g. delete a record
+    between the connector's read and its write). It receives the request's JSON body (or None)."""
+
+    fn: Callable[[Any], None]
+    path_prefix: str = ""
+    method: str | None = None
+    times: int = 1
+    after: bool = False
+    """Run after the request was handled, before the answer goes out."""
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path_prefix) and self.method in (None, method.upper())
+
+
 class Faults:
-    """Thread-safe fault knobs: latency per request and a FIFO queue of forced responses.
+    """Thread-safe fault knobs: latency per request, forced responses, transport breakages, hooks.
 
     Latency is `latency` seconds for every request plus `latency_by_prefix[prefix]` for matching
     paths (the longest matching prefix wins), slept through `sleep` so tests can record it instead.
@@ -135,7 +238,40 @@ class Faults:
         self.latency_by_prefix: dict[str, float] = {}
         self._sleep = sleep
         self._queue: list[ForcedResponse] = []
+        self._breakages: list[Breakage] = []
+        self._hooks: list[Hook] = []
+        self._released = threading.Event()
         self._lock = threading.Lock()
+
+    def breakage(self, breakage: Breakage) -> None:
+        with self._lock:
+            self._breakages.append(breakage)
+
+    def take_breakage(self, method: str, path: str) -> Breakage | None:
+        return self._take(self._breakages, method, path)
+
+    def hook(self, hook: Hook) -> None:
+        with self._lock:
+            self._hooks.append(hook)
+
+    def take_hook(self, method: str, path: str, *, after: bool = False) -> Hook | None:
+        return self._take([h for h in self._hooks if h.after == after], method, path, self._hooks)
+
+    def _take(self, queue: list[_Q], method: str, path: str, owner: list[_Q] | None = None) -> _Q | None:
+        """The first item of `queue` matching the request, consuming one of its `times` (and
+        removing it from `owner`, the list it lives in, once used up)."""
+        with self._lock:
+            for item in queue:
+                if item.matches(method, path):
+                    item.times -= 1
+                    if item.times <= 0:
+                        (owner if owner is not None else queue).remove(item)
+                    return item
+        return None
+
+    def stall(self, seconds: float) -> None:
+        """Hold an answer back (a real wait, ended early by `clear()`)."""
+        self._released.wait(seconds)
 
     def force(self, response: ForcedResponse) -> None:
         """Queue a forced response; queued ones are consumed in order, first match wins."""
@@ -153,15 +289,19 @@ class Faults:
                     return forced
         return None
 
-    def pending(self) -> list[ForcedResponse]:
-        """Forced responses not yet used up (a test can assert every declared fault fired)."""
+    def pending(self) -> list[ForcedResponse | Breakage | Hook]:
+        """Faults not yet used up (a test can assert every declared fault fired)."""
         with self._lock:
-            return list(self._queue)
+            return [*self._queue, *self._breakages, *self._hooks]
 
     def clear(self) -> None:
-        """Drop queued faults and latency (between tests sharing one server)."""
+        """Drop queued faults and latency, and release stalled answers (between tests)."""
         with self._lock:
             self._queue.clear()
+            self._breakages.clear()
+            self._hooks.clear()
+        self._released.set()
+        self._released = threading.Event()
         self.latency = 0.0
         self.latency_by_prefix = {}
 

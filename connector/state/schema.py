@@ -1,4 +1,8 @@
-"""Table definitions (SQLAlchemy Core). One place, so migrations have one thing to diff against.
+"""Table definitions (SQLAlchemy Core) of the current schema: what the store reads and writes.
+
+The database itself is created and upgraded by the numbered steps in `connector.state.migrations`
+(`connector migrate`), and a test checks that applying every step yields exactly these tables,
+so the two never drift apart.
 
 Personal data is kept to what the criteria need: a normalised email for identity, and the activity
 timeline (type, time, page URL or form name). Names, titles and company data are re-read from the
@@ -11,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -19,11 +24,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
-
-SCHEMA_VERSION = 1
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -83,7 +87,7 @@ identities = Table(
 activities = Table(
     "activities",
     metadata,
-    Column("source", String(40), primary_key=True),
+    Column("source", String(200), primary_key=True),
     Column("source_id", String(200), primary_key=True),
     Column("person_id", String(40), nullable=False),
     Column("type", String(60), nullable=False),
@@ -175,7 +179,71 @@ failed_writes = Table(
     Column("first_failed_at", UtcDateTime(), nullable=False),
     Column("last_failed_at", UtcDateTime(), nullable=False),
     Column("run_id", String(40), nullable=False),
+    # When a later run should try again; NULL once `attempts` reached the limit (parked: only
+    # `connector retry-failed` tries it again).
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("retryable", Boolean, nullable=False, server_default=true()),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    # "<crm>:<account>:<object>": one writer per CRM account and object at a time.
+    Column("scope", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("renewed_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    # Fencing token: bumped on every takeover, so a holder that lost its lease cannot renew it.
+    Column("generation", Integer, nullable=False),
+)
+
+write_journal = Table(
+    "write_journal",
+    metadata,
+    # One row per record write, inserted (state "sending") and committed before the CRM sees the
+    # request, settled ("written", "failed", "gone", "not_applied") after; a row still "sending"
+    # at start-up belongs to a run that died mid-write, and the next run asks the CRM what happened.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False),
+    Column("crm", String(20), nullable=False),
+    Column("object_type", String(40), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("person_id", String(40), nullable=False, index=True),
+    Column("changes_json", Text, nullable=False),
+    Column("before_json", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
+    Column("settled_at", UtcDateTime(), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_write_journal_state", "state"),
+    Index("ix_write_journal_record", "crm", "object_type", "record_id"),
+)
+
+person_snapshots = Table(
+    "person_snapshots",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("fields_json", Text, nullable=False),
+    Column("crm_stage", String(60), nullable=True),
+    Column("crm_lead_status", String(60), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""The person fields the criteria read (only those mapped in the CRM files), as last pulled, plus the
+CRM's canonical stage and lead status then: what `simulate` needs to re-evaluate without the CRM.
+A new table (not new columns), so existing state databases gain it through `create_all`."""
+
+stage_entries = Table(
+    "stage_entries",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("stage", String(60), nullable=False),
+    Column("entered_at", UtcDateTime(), nullable=False),
+)
+"""When each person entered the stage they are in (first decision at that stage): recycle rules'
+`days_in_stage` and the "accepted after the hand-off" test read it."""
 
 pending = Table(
     "pending",

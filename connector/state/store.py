@@ -1,18 +1,32 @@
-"""Repository over the state database (SQLite by default, any SQLAlchemy URL).
+"""Repository over the state database: SQLite by default, PostgreSQL through the same URL setting.
 
 The engine opens one transaction per unit of work with `store.transaction()`; everything written
-inside it (decisions, audit rows, last-written values, routing pointers, cursors) commits together
-or not at all, so a crash never leaves a cursor ahead of the writes it covers.
+inside it (decisions, audit rows, last-written values, routing pointers, cursors, the lease
+renewal) commits together or not at all, so a crash never leaves a cursor ahead of the writes it
+covers. Three things make a crash at any point recoverable:
+
+* the **write journal**: each record write is journalled ("sending") and committed *before* the
+  CRM sees it, and settled after; a row still "sending" at the next start belongs to a run that
+  died mid-write, and `settle_interrupted` records what the CRM actually shows;
+* **leases** per scope (CRM account + object) with expiry and a fencing generation, so two runs
+  never write the same scope at once and a crashed holder is taken over safely;
+* **failed writes** are parked with the CRM's message and a next-attempt time (exponential
+  backoff), retried by later runs up to a limit, then left for `connector retry-failed`.
+
+Portability: every statement is SQLAlchemy Core that SQLite and PostgreSQL both run; upserts use
+each dialect's `ON CONFLICT`, and SQLite transactions start with BEGIN IMMEDIATE so a
+read-then-write (a lease compare-and-set) cannot interleave with another process's.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +35,43 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
-    and_,
     create_engine,
+    delete,
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from connector.errors import ConfigError
-from connector.model import Activity, Crm, Decision, WriteResult
+from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld, LeaseLost, SchemaBehind
+from connector.model import Activity, Crm, CrmRecord, Decision, WriteIntent, WriteResult
+from connector.state import migrations
 from connector.state import schema as t
+
+log = logging.getLogger("connector.state")
+
+DEFAULT_WRITE_RETRY_LIMIT = 5
+DEFAULT_WRITE_RETRY_BACKOFF = timedelta(minutes=15)
+WRITE_RETRY_BACKOFF_CAP = timedelta(hours=24)
+DEFAULT_LEASE_TTL = timedelta(minutes=10)
+
+# Journal states. "sending" is the only unsettled one.
+SENDING = "sending"
+WRITTEN = "written"
+FAILED = "failed"
+GONE = "gone"
+NOT_APPLIED = "not_applied"
+
+
+class StateUnavailable(ConnectorError):
+    """The state database server cannot be reached: a connection failure, like an unreachable CRM."""
+
+    exit_code = ExitCode.CONNECTION
 
 
 @dataclass(frozen=True)
@@ -49,6 +87,8 @@ class RunRow:
 
 @dataclass(frozen=True)
 class FailedWrite:
+    """A parked write. `next_attempt_at` None means the retry limit is reached (only `retry-failed`)."""
+
     crm: str
     object_type: str
     record_id: str
@@ -57,6 +97,13 @@ class FailedWrite:
     error: str
     attempts: int
     last_failed_at: datetime
+    first_failed_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    retryable: bool = True
+
+    @property
+    def parked(self) -> bool:
+        return self.next_attempt_at is None
 
 
 @dataclass(frozen=True)
@@ -77,63 +124,240 @@ class StoredDecision:
     trace: list[dict[str, Any]]
 
 
-def _now() -> datetime:
+@dataclass(frozen=True)
+class LeaseRow:
+    scope: str
+    holder: str
+    run_id: str | None
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+    generation: int
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A write that was sent (or about to be) and never settled: its run died mid-write."""
+
+    id: int
+    run_id: str
+    crm: Crm
+    object_type: str
+    record_id: str
+    person_id: str
+    changes: dict[str, str]
+    before: dict[str, str | None]
+    reason: str
+    sent_at: datetime
+
+    def intent(self) -> WriteIntent:
+        return WriteIntent(
+            crm=self.crm,
+            object_type=self.object_type,
+            record_id=self.record_id,
+            person_id=self.person_id,
+            changes=dict(self.changes),
+            before=dict(self.before),
+            reason=self.reason,
+        )
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    before: int | None
+    after: int
+    applied: list[migrations.Migration]
+
+
+@dataclass
+class ForgetReport:
+    """What `forget` removed, table by table (rows), so the operator can say what was erased."""
+
+    person_ids: list[str] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.person_ids)
+
+
+def _real_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean PostgreSQL through psycopg 3 (the driver we ship)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages and `status`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit transactions skip DDL
+    # and start lazily, which breaks transactional migrations and compare-and-set).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _clean(value: str | None) -> str | None:
+    """Text as PostgreSQL can store it: NUL bytes (legal in CRM strings, refused by PG) replaced."""
+    if value is None:
+        return None
+    return value.replace("\x00", "\ufffd")
+
+
 class StateStore:
     """All state access goes through here; SQL stays out of the engine and the lifecycle core."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = _real_now,
+        write_retry_limit: int = DEFAULT_WRITE_RETRY_LIMIT,
+        write_retry_backoff: timedelta = DEFAULT_WRITE_RETRY_BACKOFF,
+    ) -> None:
         self.engine = engine
+        self.clock = clock
+        self.write_retry_limit = write_retry_limit
+        self.write_retry_backoff = write_retry_backoff
         self._conn: Connection | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    @classmethod
-    def open(cls, url: str) -> StateStore:
-        """Connect and create the tables if the database is new. Bad URLs are config errors."""
+    @staticmethod
+    def _engine(url: str) -> Engine:
+        url = normalize_url(url)
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError as exc:
+            raise ConfigError(
+                f"CONNECTOR_STATE_URL: not a database URL ({exc}); use sqlite:///path/state.db or "
+                "postgresql://user@host:5432/db"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"CONNECTOR_STATE_URL: {backend} is not supported; use SQLite (the default, "
+                "sqlite:///path/state.db) or PostgreSQL (postgresql://user@host:5432/db)"
+            )
         try:
             if url.startswith("sqlite:///"):
-                path = Path(url.removeprefix("sqlite:///"))
+                path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
                 if str(path) not in ("", ":memory:"):
                     path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, future=True)
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            t.metadata.create_all(engine)
-            with engine.begin() as conn:
-                version = conn.execute(
-                    select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-                ).scalar()
-                if version is None:
-                    conn.execute(insert(t.meta).values(key="schema_version", value=str(t.SCHEMA_VERSION)))
-                elif int(version) > t.SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"CONNECTOR_STATE_URL: the state database has schema version {version}, newer "
-                        f"than this connector ({t.SCHEMA_VERSION}); upgrade the connector"
-                    )
+            engine = create_engine(url, pool_pre_ping=True)
         except ImportError as exc:
             raise ConfigError(
                 f"CONNECTOR_STATE_URL: no database driver for this URL ({exc.name or exc}); install it, "
-                "or use the default sqlite:///connector-state.db"
+                "or use the default sqlite:///connector-state.db (PostgreSQL: postgresql://user@host/db)"
             ) from None
-        except SQLAlchemyError as exc:
+        except (ArgumentError, ValueError) as exc:
             raise ConfigError(
-                f"CONNECTOR_STATE_URL: cannot open the state database ({type(exc).__name__}): "
-                f"{str(exc).splitlines()[0]}"
+                f"CONNECTOR_STATE_URL: not a database URL ({exc}); use sqlite:///path/state.db or "
+                "postgresql://user@host:5432/db"
             ) from None
-        return cls(engine)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = _real_now,
+        write_retry_limit: int = DEFAULT_WRITE_RETRY_LIMIT,
+        write_retry_backoff: timedelta = DEFAULT_WRITE_RETRY_BACKOFF,
+    ) -> StateStore:
+        """Connect and check the schema. An empty database is initialised; an old one is refused.
+
+        Refusing (rather than upgrading silently) keeps schema changes an operator's decision:
+        several containers may share a PostgreSQL database, and a backup before `connector migrate`
+        is cheap. A brand-new database has nothing to lose, so it is created at the newest version.
+        """
+        engine = cls._engine(url)
+        shown = display_url(normalize_url(url))
+        try:
+            with engine.begin() as conn:
+                version = migrations.current_version(conn)
+                if version is None:
+                    migrations.upgrade(conn)
+                    log.info(
+                        "initialised a new state database at schema version %d", migrations.HEAD,
+                        extra={"event": "state.initialised", "schema_version": migrations.HEAD},
+                    )  # fmt: skip
+                elif version < migrations.HEAD:
+                    raise SchemaBehind(
+                        f"CONNECTOR_STATE_URL: the state database {shown} is at schema version {version}; "
+                        f"this connector needs version {migrations.HEAD}. Back it up, then run "
+                        "`connector migrate`."
+                    )
+                elif version > migrations.HEAD:
+                    raise ConfigError(
+                        f"CONNECTOR_STATE_URL: the state database {shown} has schema version {version}, "
+                        f"newer than this connector ({migrations.HEAD}); upgrade the connector"
+                    )
+        except ConnectorError:
+            engine.dispose()
+            raise
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise _db_error(exc, shown) from None
+        return cls(
+            engine,
+            clock=clock,
+            write_retry_limit=write_retry_limit,
+            write_retry_backoff=write_retry_backoff,
+        )
+
+    @classmethod
+    def migrate(cls, url: str) -> MigrationReport:
+        """Bring the database to the newest schema (`connector migrate`); safe to run twice."""
+        engine = cls._engine(url)
+        shown = display_url(normalize_url(url))
+        try:
+            with engine.begin() as conn:
+                before = migrations.current_version(conn)
+                if before is not None and before > migrations.HEAD:
+                    raise ConfigError(
+                        f"CONNECTOR_STATE_URL: the state database {shown} has schema version {before}, "
+                        f"newer than this connector ({migrations.HEAD}); upgrade the connector"
+                    )
+                applied = migrations.upgrade(conn)
+                after = migrations.current_version(conn) or 0
+        except SQLAlchemyError as exc:
+            raise _db_error(exc, shown) from None
+        finally:
+            engine.dispose()
+        return MigrationReport(before=before, after=after, applied=applied)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def url(self) -> str:
+        return display_url(self.engine.url.render_as_string(hide_password=False))
+
+    def schema_version(self) -> int:
+        with self._c() as c:
+            return migrations.current_version(c) or 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -179,42 +403,96 @@ class StateStore:
 
     def set_cursor(self, scope: str, value: str) -> None:
         with self._c() as c:
-            _upsert(c, t.cursors, {"scope": scope}, {"value": value, "updated_at": _now()})
+            _upsert(c, t.cursors, {"scope": scope}, {"value": value, "updated_at": self.clock()})
 
     def cursors(self) -> dict[str, str]:
         with self._c() as c:
             return {row.scope: row.value for row in c.execute(select(t.cursors))}
 
+    def cursor_rows(self) -> list[tuple[str, str, datetime]]:
+        """(scope, value, updated_at) of every cursor, for `status`."""
+        with self._c() as c:
+            rows = c.execute(select(t.cursors).order_by(t.cursors.c.scope))
+            return [(r.scope, r.value, r.updated_at) for r in rows]
+
     # ------------------------------------------------------------------ identity
 
-    def resolve_person(self, crm: Crm, object_type: str, record_id: str, email: str | None) -> str:
+    def resolve_person(
+        self,
+        crm: Crm,
+        object_type: str,
+        record_id: str,
+        email: str | None,
+        links: Sequence[tuple[str, str, str]] = (),
+    ) -> str:
         """The person id for a CRM record, creating the person on first sight.
 
-        A record seen before keeps its person; a new record joins the person with the same
-        normalised email, so one human has one timeline across CRMs.
+        A record seen before keeps its person; a new record joins the person of a record it links
+        to (HubSpot's `salesforceleadid`...), else the person with the same email key, so one human
+        has one timeline across CRMs. A link between two records that are two persons so far (their
+        emails differ) merges them: the older person keeps its id, the other's records, activities
+        and decision move to it. `email` is the match key (`identity.match_key`).
         """
+        email = _clean(email)
+        if email is not None and len(email) > t.persons.c.email.type.length:  # type: ignore[attr-defined]
+            email = None  # not an address (the identity rules reject these); never a database error
         with self._c() as c:
-            ident = t.identities.c
-            pid = c.execute(
-                select(ident.person_id).where(
-                    ident.crm == crm, ident.object_type == object_type, ident.record_id == record_id
-                )
-            ).scalar()
-            if pid is not None:
-                if email:
-                    c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
-                return str(pid)
-            if email:
-                pid = c.execute(select(t.persons.c.id).where(t.persons.c.email == email).limit(1)).scalar()
+            pid = self._person_of(c, crm, object_type, record_id)
+            linked = [p for link in links if (p := self._person_of(c, *link)) is not None]
+            if pid is None and linked:
+                pid = linked[0]
+            if pid is None and email:
+                pid = c.execute(
+                    select(t.persons.c.id)
+                    .where(t.persons.c.email == email)
+                    .order_by(t.persons.c.created_at)
+                    .limit(1)
+                ).scalar()
             if pid is None:
                 pid = "p_" + uuid.uuid4().hex[:20]
-                c.execute(insert(t.persons).values(id=pid, email=email, created_at=_now()))
-            c.execute(
-                insert(t.identities).values(
-                    crm=crm, object_type=object_type, record_id=record_id, person_id=pid
+                c.execute(insert(t.persons).values(id=pid, email=email, created_at=self.clock()))
+            elif email:
+                c.execute(update(t.persons).where(t.persons.c.id == pid).values(email=email))
+            if self._person_of(c, crm, object_type, record_id) is None:
+                c.execute(
+                    insert(t.identities).values(
+                        crm=crm, object_type=object_type, record_id=record_id, person_id=pid
+                    )
                 )
-            )
+            for other in dict.fromkeys(linked):
+                if other != pid:
+                    self._merge(c, keep=str(pid), drop=other)
+            for link in links:  # a linked record not seen yet joins now, so its pages find this person
+                if self._person_of(c, *link) is None:
+                    c.execute(
+                        insert(t.identities).values(
+                            crm=link[0], object_type=link[1], record_id=link[2], person_id=pid
+                        )
+                    )
             return str(pid)
+
+    @staticmethod
+    def _person_of(c: Connection, crm: str, object_type: str, record_id: str) -> str | None:
+        ident = t.identities.c
+        pid = c.execute(
+            select(ident.person_id).where(
+                ident.crm == crm, ident.object_type == object_type, ident.record_id == record_id
+            )
+        ).scalar()
+        return str(pid) if pid is not None else None
+
+    def _merge(self, c: Connection, *, keep: str, drop: str) -> None:
+        """Fold person `drop` into `keep`: identities and activities move, drop's decision goes."""
+        c.execute(update(t.identities).where(t.identities.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.activities).where(t.activities.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.audit).where(t.audit.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.failed_writes).where(t.failed_writes.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.write_journal).where(t.write_journal.c.person_id == drop).values(person_id=keep))
+        c.execute(update(t.pending).where(t.pending.c.person_id == drop).values(person_id=keep))
+        c.execute(t.decisions.delete().where(t.decisions.c.person_id == drop))
+        c.execute(t.person_snapshots.delete().where(t.person_snapshots.c.person_id == drop))
+        c.execute(t.stage_entries.delete().where(t.stage_entries.c.person_id == drop))
+        c.execute(t.persons.delete().where(t.persons.c.id == drop))
 
     def find_person(self, key: str) -> str | None:
         """A person by id, normalised email or any CRM record id."""
@@ -243,20 +521,28 @@ class StateStore:
     # ------------------------------------------------------------------ timeline
 
     def add_activities(self, items: Iterable[Activity]) -> int:
-        """Append activities not seen before (by source + source_id). Returns how many were new."""
+        """Append activities not seen before (by source + source_id). Returns how many were new.
+
+        Activities whose keys do not fit the columns (an absurdly long id from a CRM) are dropped
+        with a warning rather than failing the page.
+        """
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in items:
+            if len(item.source) > 200 or len(item.source_id) > 200 or len(item.type) > 60:
+                log.warning(
+                    "dropped an activity with an oversized key from %s", item.source[:60],
+                    extra={"event": "activity.dropped", "source": item.source[:60]},
+                )  # fmt: skip
+                continue
+            row = asdict(item)
+            row["url"] = _clean(item.url)
+            row["name"] = _clean(item.name)
+            rows[(item.source, item.source_id)] = row
         added = 0
         with self._c() as c:
-            a = t.activities.c
-            for item in items:
-                exists = c.execute(
-                    select(func.count())
-                    .select_from(t.activities)
-                    .where(a.source == item.source, a.source_id == item.source_id)
-                ).scalar()
-                if exists:
-                    continue
-                c.execute(insert(t.activities).values(**asdict(item)))
-                added += 1
+            for chunk in _chunks(list(rows.values()), 500):
+                stmt = _dialect_insert(c, t.activities).values(chunk).on_conflict_do_nothing()
+                added += len(c.execute(stmt.returning(*t.activities.primary_key.columns)).all())
         return added
 
     def timelines(self, person_ids: Sequence[str]) -> dict[str, list[Activity]]:
@@ -266,7 +552,7 @@ class StateStore:
                 rows = c.execute(
                     select(t.activities)
                     .where(t.activities.c.person_id.in_(chunk))
-                    .order_by(t.activities.c.occurred_at)
+                    .order_by(t.activities.c.occurred_at, t.activities.c.source, t.activities.c.source_id)
                 )
                 for r in rows:
                     out[r.person_id].append(
@@ -286,11 +572,14 @@ class StateStore:
 
     def mark_pending(self, crm: Crm, object_type: str, records: Mapping[str, str]) -> None:
         """Remember records (id -> person id) whose person needs evaluating; idempotent."""
-        now = _now()
+        now = self.clock()
+        rows = [
+            {"crm": crm, "object_type": object_type, "record_id": rid, "person_id": pid, "since": now}
+            for rid, pid in records.items()
+        ]
         with self._c() as c:
-            for record_id, person_id in records.items():
-                key = {"crm": crm, "object_type": object_type, "record_id": record_id}
-                _upsert(c, t.pending, key, {"person_id": person_id, "since": now})
+            for chunk in _chunks(rows, 500):
+                _upsert_many(c, t.pending, ["crm", "object_type", "record_id"], chunk)
 
     def clear_pending(self, crm: Crm, object_type: str, record_ids: Sequence[str]) -> None:
         p = t.pending.c
@@ -317,7 +606,18 @@ class StateStore:
     # ------------------------------------------------------------------ decisions
 
     def save_decision(self, run_id: str, decision: Decision) -> None:
-        row = {
+        self.save_decisions(run_id, [decision])
+
+    def save_decisions(self, run_id: str, decisions: Sequence[Decision]) -> None:
+        """Upsert the latest decision per person, a page at a time (one statement per 200)."""
+        rows = {d.person_id: self._decision_row(run_id, d) for d in decisions}  # last one per person wins
+        with self._c() as c:
+            for chunk in _chunks(list(rows.values()), 200):
+                _upsert_many(c, t.decisions, ["person_id"], chunk)
+
+    @staticmethod
+    def _decision_row(run_id: str, decision: Decision) -> dict[str, Any]:
+        return {
             "person_id": decision.person_id,
             "run_id": run_id,
             "evaluated_at": decision.evaluated_at,
@@ -329,14 +629,11 @@ class StateStore:
             "fit_score": decision.fit_score,
             "fit_grade": decision.fit_grade,
             "disqualified_by": decision.disqualified_by,
-            "reason": decision.reason,
-            "owner_reason": decision.owner_reason,
+            "reason": _clean(decision.reason),
+            "owner_reason": _clean(decision.owner_reason),
             "signals_json": json.dumps(decision.signals, sort_keys=True),
             "trace_json": json.dumps([asdict(tr) for tr in decision.trace], default=str),
         }
-        key = {"person_id": row.pop("person_id")}
-        with self._c() as c:
-            _upsert(c, t.decisions, key, row)
 
     def decision(self, person_id: str) -> StoredDecision | None:
         with self._c() as c:
@@ -369,6 +666,100 @@ class StateStore:
             rows = c.execute(query)
             return {str(stage): int(n) for stage, n in rows}
 
+    # ------------------------------------------------------------------ snapshots and stage entries
+
+    def save_snapshot(
+        self,
+        person_id: str,
+        fields: Mapping[str, Any],
+        crm_stage: str | None,
+        crm_lead_status: str | None,
+        at: datetime,
+    ) -> None:
+        """Remember the mapped person fields and the CRM's canonical stage/status (for `simulate`)."""
+        values = {
+            "fields_json": json.dumps(dict(fields), sort_keys=True, default=str),
+            "crm_stage": crm_stage,
+            "crm_lead_status": crm_lead_status,
+            "updated_at": at,
+        }
+        with self._c() as c:
+            _upsert(c, t.person_snapshots, {"person_id": person_id}, values)
+
+    def record_stage(self, person_id: str, stage: str, at: datetime) -> None:
+        """Note `at` as the moment the person entered `stage`, unless they were already in it."""
+        with self._c() as c:
+            known = c.execute(
+                select(t.stage_entries.c.stage).where(t.stage_entries.c.person_id == person_id)
+            ).scalar()
+            if known == stage:
+                return
+            _upsert(c, t.stage_entries, {"person_id": person_id}, {"stage": stage, "entered_at": at})
+
+    def stage_entered(self, person_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """person id -> (stage, entered at), for the people the connector has decided before."""
+        out: dict[str, tuple[str, datetime]] = {}
+        with self._c() as c:
+            for chunk in _chunks(list(person_ids), 500):
+                rows = c.execute(select(t.stage_entries).where(t.stage_entries.c.person_id.in_(chunk)))
+                out.update({r.person_id: (r.stage, r.entered_at) for r in rows})
+        return out
+
+    def stale_at_stage(self, stages: Sequence[str], evaluated_before: datetime) -> list[str]:
+        """People whose last decision put them in one of `stages` and was made before the moment.
+
+        The recycle sweep re-evaluates them: people with no new data are otherwise never looked at
+        again, and going quiet is exactly what a recycle rule is about.
+        """
+        d = t.decisions.c
+        with self._c() as c:
+            rows = c.execute(
+                select(d.person_id)
+                .where(d.stage.in_(list(stages)), d.evaluated_at < evaluated_before)
+                .order_by(d.person_id)
+            )
+            return [str(r.person_id) for r in rows]
+
+    def simulation_people(
+        self, batch: int = 1000
+    ) -> Iterator[
+        list[tuple[str, str | None, dict[str, Any], str | None, str | None, datetime | None, list[Activity]]]
+    ]:
+        """Every person with a snapshot, in batches: (id, email, fields, CRM stage, CRM lead status,
+        stage entered at, timeline). Streams, so `simulate` over a large portal stays in memory bounds."""
+        after = ""
+        while True:
+            with self._c() as c:
+                rows = c.execute(
+                    select(t.person_snapshots, t.persons.c.email)
+                    .join(t.persons, t.persons.c.id == t.person_snapshots.c.person_id, isouter=True)
+                    .where(t.person_snapshots.c.person_id > after)
+                    .order_by(t.person_snapshots.c.person_id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            ids = [r.person_id for r in rows]
+            timelines = self.timelines(ids)
+            entered = self.stage_entered(ids)
+            yield [
+                (
+                    r.person_id,
+                    r.email,
+                    json.loads(r.fields_json),
+                    r.crm_stage,
+                    r.crm_lead_status,
+                    entered[r.person_id][1] if r.person_id in entered else None,
+                    timelines[r.person_id],
+                )
+                for r in rows
+            ]
+            after = ids[-1]
+
+    def count_snapshots(self) -> int:
+        with self._c() as c:
+            return int(c.execute(select(func.count()).select_from(t.person_snapshots)).scalar() or 0)
+
     # ------------------------------------------------------------------ writes
 
     def last_written(
@@ -387,87 +778,251 @@ class StateStore:
                     out.setdefault(r.record_id, {})[r.property] = r.value
         return out
 
-    def record_write(self, run_id: str, result: WriteResult) -> None:
-        """Audit one intent's outcome; remember written values; park or clear failures."""
+    def journal_sending(
+        self, run_id: str, intents: Sequence[WriteIntent], *, pointers: Mapping[str, int] | None = None
+    ) -> None:
+        """Record, durably, that these writes are about to be sent (call just before the CRM call).
+
+        It commits on its own connection: the evidence must survive the page transaction rolling
+        back (or the process dying) after the CRM has applied the write. The round-robin
+        `pointers` the page's choices moved commit with it: an owner written by a run that then
+        died has had its turn, whether or not the page ever commits. (A journalled owner that never
+        reached the CRM is offered to the same person again by the next run.)
+        """
+        now = self.clock()
+        rows = [
+            {
+                "run_id": run_id,
+                "crm": i.crm,
+                "object_type": i.object_type,
+                "record_id": i.record_id,
+                "person_id": i.person_id,
+                "changes_json": json.dumps(i.changes, sort_keys=True),
+                "before_json": json.dumps(i.before, sort_keys=True),
+                "reason": _clean(i.reason) or "",
+                "state": SENDING,
+                "sent_at": now,
+            }
+            for i in intents
+        ]
+        if not rows:
+            return
+        with self.engine.begin() as c:
+            c.execute(insert(t.write_journal), rows)
+            for pool, position in (pointers or {}).items():
+                _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
+
+    def record_write(self, run_id: str, result: WriteResult, *, gone: bool = False) -> None:
+        """Audit one intent's outcome; remember written values; park, schedule or clear failures.
+
+        `gone` says the record no longer exists in the CRM (deleted or merged between read and
+        write): nothing to retry, so it is audited and not parked.
+        """
         intent = result.intent
-        now = _now()
-        outcome = "written" if result.ok else "failed"
+        gone = gone or result.gone
+        now = self.clock()
+        outcome = WRITTEN if result.ok else (GONE if gone else FAILED)
         with self._c() as c:
-            for prop, value in intent.changes.items():
-                c.execute(
-                    insert(t.audit).values(
-                        run_id=run_id,
-                        at=now,
-                        crm=intent.crm,
-                        object_type=intent.object_type,
-                        record_id=intent.record_id,
-                        person_id=intent.person_id,
-                        property=prop,
-                        before=intent.before.get(prop),
-                        after=value,
-                        reason=intent.reason,
-                        outcome=outcome,
-                        error=result.error,
-                    )
+            self._audit(c, run_id, intent, outcome, result.error, now)
+            c.execute(
+                update(t.write_journal)
+                .where(
+                    t.write_journal.c.run_id == run_id,
+                    t.write_journal.c.crm == intent.crm,
+                    t.write_journal.c.object_type == intent.object_type,
+                    t.write_journal.c.record_id == intent.record_id,
+                    t.write_journal.c.state == SENDING,
                 )
-            key = (
-                (t.failed_writes.c.crm == intent.crm)
-                & (t.failed_writes.c.object_type == intent.object_type)
-                & (t.failed_writes.c.record_id == intent.record_id)
+                .values(state=outcome, settled_at=now, error=_clean(result.error))
             )
+            key = _failed_key(intent.crm, intent.object_type, intent.record_id)
             if result.ok:
-                for prop, value in intent.changes.items():
-                    _upsert(
-                        c,
-                        t.last_written,
-                        {
-                            "crm": intent.crm,
-                            "object_type": intent.object_type,
-                            "record_id": intent.record_id,
-                            "property": prop,
-                        },
-                        {"value": value, "written_at": now, "run_id": run_id},
-                    )
+                self._remember(c, run_id, intent, now)
                 c.execute(t.failed_writes.delete().where(key))
                 return
-            attempts = c.execute(select(t.failed_writes.c.attempts).where(key)).scalar()
+            if gone:
+                c.execute(t.failed_writes.delete().where(key))
+                return
+            attempts = int(c.execute(select(t.failed_writes.c.attempts).where(key)).scalar() or 0) + 1
             values = {
                 "person_id": intent.person_id,
                 "changes_json": json.dumps(intent.changes, sort_keys=True),
-                "error": result.error or "unknown error",
+                "error": _clean(result.error) or "unknown error",
                 "last_failed_at": now,
                 "run_id": run_id,
+                "attempts": attempts,
+                "next_attempt_at": self._next_attempt(attempts, now),
+                "retryable": bool(result.retryable),
             }
-            if attempts is None:
-                c.execute(
-                    insert(t.failed_writes).values(
-                        crm=intent.crm,
-                        object_type=intent.object_type,
-                        record_id=intent.record_id,
-                        attempts=1,
-                        first_failed_at=now,
-                        **values,
-                    )
-                )
-            else:
-                c.execute(update(t.failed_writes).where(key).values(attempts=int(attempts) + 1, **values))
+            _upsert(
+                c,
+                t.failed_writes,
+                {"crm": intent.crm, "object_type": intent.object_type, "record_id": intent.record_id},
+                values,
+                insert_only={"first_failed_at": now},
+            )
 
-    def failed_writes(self) -> list[FailedWrite]:
+    def _next_attempt(self, attempts: int, now: datetime) -> datetime | None:
+        """Exponential backoff (base x 2^(n-1), capped at a day); None once the limit is reached."""
+        if attempts >= self.write_retry_limit:
+            return None
+        wait = self.write_retry_backoff * (1 << min(attempts - 1, 30))
+        return now + min(wait, WRITE_RETRY_BACKOFF_CAP)
+
+    def _audit(
+        self, c: Connection, run_id: str, intent: WriteIntent, outcome: str, error: str | None, now: datetime
+    ) -> None:
+        rows = [
+            {
+                "run_id": run_id,
+                "at": now,
+                "crm": intent.crm,
+                "object_type": intent.object_type,
+                "record_id": intent.record_id,
+                "person_id": intent.person_id,
+                "property": prop,
+                "before": _clean(intent.before.get(prop)),
+                "after": _clean(value),
+                "reason": _clean(intent.reason) or "",
+                "outcome": outcome,
+                "error": _clean(error),
+            }
+            for prop, value in intent.changes.items()
+        ]
+        if rows:
+            c.execute(insert(t.audit), rows)
+
+    def _remember(self, c: Connection, run_id: str, intent: WriteIntent, now: datetime) -> None:
+        for prop, value in intent.changes.items():
+            _upsert(
+                c,
+                t.last_written,
+                {
+                    "crm": intent.crm,
+                    "object_type": intent.object_type,
+                    "record_id": intent.record_id,
+                    "property": prop,
+                },
+                {"value": _clean(value), "written_at": now, "run_id": run_id},
+            )
+
+    def interrupted_writes(self, crm: Crm | None = None) -> list[JournalEntry]:
+        """Writes journalled as "sending" whose run never settled them (it died mid-write)."""
+        j = t.write_journal.c
+        query = select(t.write_journal).where(j.state == SENDING).order_by(j.id)
+        if crm is not None:
+            query = query.where(j.crm == crm)
         with self._c() as c:
-            rows = c.execute(select(t.failed_writes).order_by(t.failed_writes.c.last_failed_at))
             return [
-                FailedWrite(
+                JournalEntry(
+                    id=r.id,
+                    run_id=r.run_id,
                     crm=r.crm,
                     object_type=r.object_type,
                     record_id=r.record_id,
                     person_id=r.person_id,
                     changes=json.loads(r.changes_json),
-                    error=r.error,
-                    attempts=r.attempts,
-                    last_failed_at=r.last_failed_at,
+                    before=json.loads(r.before_json),
+                    reason=r.reason,
+                    sent_at=r.sent_at,
                 )
-                for r in rows
+                for r in c.execute(query)
             ]
+
+    def settle_interrupted(
+        self, entry: JournalEntry, current: Mapping[str, str | None] | None, *, run_id: str
+    ) -> str:
+        """Record what became of an interrupted write, from the CRM's values now.
+
+        `current` is the record's owned properties as the CRM shows them (None: the record is
+        gone). If every property holds what was sent, the write landed: it is audited and
+        remembered as ours (so a later human edit is still recognised as one); otherwise it did not
+        land (or was overwritten since) and the normal diff will send what is still needed.
+        Returns the state recorded.
+        """
+        now = self.clock()
+        if current is None:
+            state = GONE
+        elif all((current.get(p) or "") == v for p, v in entry.changes.items()):
+            state = WRITTEN
+        else:
+            state = NOT_APPLIED
+        intent = entry.intent()
+        intent = WriteIntent(
+            crm=intent.crm,
+            object_type=intent.object_type,
+            record_id=intent.record_id,
+            person_id=intent.person_id,
+            changes=intent.changes,
+            before=intent.before,
+            reason=f"{intent.reason} (sent by run {entry.run_id}, which was interrupted; confirmed later)",
+        )
+        with self._c() as c:
+            if state == WRITTEN:
+                self._audit(c, entry.run_id, intent, WRITTEN, None, now)
+                self._remember(c, entry.run_id, intent, now)
+            c.execute(
+                update(t.write_journal)
+                .where(t.write_journal.c.id == entry.id, t.write_journal.c.state == SENDING)
+                .values(state=state, settled_at=now, error=f"settled by run {run_id}")
+            )
+        return state
+
+    def journal(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(t.write_journal).order_by(t.write_journal.c.id)
+        if run_id:
+            query = query.where(t.write_journal.c.run_id == run_id)
+        with self._c() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    # ------------------------------------------------------------------ failed writes
+
+    def failed_writes(self) -> list[FailedWrite]:
+        with self._c() as c:
+            rows = c.execute(
+                select(t.failed_writes).order_by(
+                    t.failed_writes.c.last_failed_at, t.failed_writes.c.record_id
+                )
+            )
+            return [_failed(r) for r in rows]
+
+    def due_failed_writes(self, crm: Crm | None = None, *, include_parked: bool = False) -> list[FailedWrite]:
+        """Failed writes a run should try again now: due by their backoff, or all (`retry-failed`)."""
+        f = t.failed_writes.c
+        query = select(t.failed_writes).order_by(f.last_failed_at, f.record_id)
+        if crm is not None:
+            query = query.where(f.crm == crm)
+        if not include_parked:
+            query = query.where(f.next_attempt_at.is_not(None), f.next_attempt_at <= self.clock())
+        with self._c() as c:
+            return [_failed(r) for r in c.execute(query)]
+
+    def clear_failed_writes(self, records: Sequence[CrmRecord]) -> int:
+        """Drop parked writes of these records (evaluated again with nothing left to write)."""
+        f = t.failed_writes.c
+        cleared = 0
+        keys = sorted({(r.crm, r.object_type, r.record_id) for r in records})
+        with self._c() as c:
+            for crm, object_type in sorted({(k[0], k[1]) for k in keys}):
+                ids = [k[2] for k in keys if k[:2] == (crm, object_type)]
+                for chunk in _chunks(ids, 500):
+                    cleared += int(
+                        c.execute(
+                            delete(t.failed_writes).where(
+                                f.crm == crm, f.object_type == object_type, f.record_id.in_(chunk)
+                            )
+                        ).rowcount
+                        or 0
+                    )
+        return cleared
+
+    def clear_failed_write(self, crm: str, object_type: str, record_id: str) -> bool:
+        """Drop a parked write that no longer applies (the CRM already shows the value, or the
+        criteria no longer ask for it). True when there was one."""
+        with self._c() as c:
+            return bool(
+                c.execute(t.failed_writes.delete().where(_failed_key(crm, object_type, record_id))).rowcount
+            )
 
     def audit_rows(self, *, run_id: str | None = None, person_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.audit).order_by(t.audit.c.id)
@@ -494,6 +1049,95 @@ class StateStore:
         with self._c() as c:
             return [(str(d), str(crm), str(after), int(n)) for d, crm, after, n in c.execute(query)]
 
+    # ------------------------------------------------------------------ leases
+
+    def acquire_lease(
+        self,
+        scope: str,
+        holder: str,
+        *,
+        ttl: timedelta = DEFAULT_LEASE_TTL,
+        run_id: str | None = None,
+        dead_holders: Sequence[str] = (),
+    ) -> Lease:
+        """Take the lease on `scope`, or raise `LeaseHeld` naming who has it and until when.
+
+        Free, expired (its holder crashed or hung) and our own leases are taken, and so is one held
+        by a holder in `dead_holders` (the caller checked that process is gone); each takeover bumps
+        the generation, which is what stops a holder that wakes up late from renewing. Runs in its
+        own committed transaction: a lease nobody else can see protects nothing.
+        """
+        now = self.clock()
+        expires = now + ttl
+        lc = t.leases.c
+        with self.engine.begin() as c:
+            fresh = {
+                "holder": holder,
+                "run_id": run_id,
+                "acquired_at": now,
+                "renewed_at": now,
+                "expires_at": expires,
+            }
+            if _insert_ignore(c, t.leases, scope=scope, generation=1, **fresh):
+                return Lease(self, scope, holder, 1, ttl)
+            taken = c.execute(
+                update(t.leases)
+                .where(lc.scope == scope, or_(lc.holder.in_([holder, *dead_holders]), lc.expires_at <= now))
+                .values(generation=lc.generation + 1, **fresh)
+            ).rowcount
+            row = c.execute(select(t.leases).where(lc.scope == scope)).one()
+        if taken:
+            return Lease(self, scope, holder, int(row.generation), ttl)
+        raise LeaseHeld(
+            f"another run holds the lease on {scope}: {row.holder} (run {row.run_id or '-'}), until "
+            f"{row.expires_at:%Y-%m-%d %H:%M:%S} UTC unless it renews it. This run changed nothing; "
+            "run it again later (`connector status` shows lease holders).",
+            scope=scope,
+            holder=str(row.holder),
+        )
+
+    def _renew(self, lease: Lease) -> None:
+        now = self.clock()
+        lc = t.leases.c
+        with self._c() as c:
+            done = c.execute(
+                update(t.leases)
+                .where(lc.scope == lease.scope, lc.holder == lease.holder, lc.generation == lease.generation)
+                .values(renewed_at=now, expires_at=now + lease.ttl)
+            ).rowcount
+        if not done:
+            raise LeaseLost(
+                f"the lease on {lease.scope} expired and another run took it over; this run stopped "
+                "before writing more. Raise CONNECTOR_LEASE_TTL if pages take longer than it.",
+                scope=lease.scope,
+                holder=lease.holder,
+            )
+
+    def _release(self, lease: Lease) -> None:
+        lc = t.leases.c
+        with self.engine.begin() as c:
+            c.execute(
+                delete(t.leases).where(
+                    lc.scope == lease.scope, lc.holder == lease.holder, lc.generation == lease.generation
+                )
+            )
+
+    def leases(self) -> list[LeaseRow]:
+        with self._c() as c:
+            rows = c.execute(select(t.leases).order_by(t.leases.c.scope))
+            return [
+                LeaseRow(
+                    scope=r.scope,
+                    holder=r.holder,
+                    run_id=r.run_id,
+                    acquired_at=r.acquired_at,
+                    renewed_at=r.renewed_at,
+                    expires_at=r.expires_at,
+                    generation=r.generation,
+                )
+                for r in rows
+            ]
+
     # ------------------------------------------------------------------ routing
 
     def pointers(self) -> dict[str, int]:
@@ -507,9 +1151,14 @@ class StateStore:
     # ------------------------------------------------------------------ runs
 
     def start_run(self, command: str) -> str:
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+        now = self.clock()
+        run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
         with self._c() as c:
-            c.execute(insert(t.runs).values(id=run_id, command=command, started_at=_now(), status="running"))
+            c.execute(
+                insert(t.runs).values(
+                    id=run_id, command=command, started_at=now, status="running", counts_json="{}"
+                )
+            )
         return run_id
 
     def finish_run(
@@ -519,12 +1168,19 @@ class StateStore:
             c.execute(
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
-                .values(finished_at=_now(), status=status, counts_json=json.dumps(dict(counts)), error=error)
+                .values(
+                    finished_at=self.clock(),
+                    status=status,
+                    counts_json=json.dumps(dict(counts)),
+                    error=_clean(error),
+                )
             )
 
     def runs(self, limit: int = 10) -> list[RunRow]:
         with self._c() as c:
-            rows = c.execute(select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit))
+            rows = c.execute(
+                select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc()).limit(limit)
+            )
             return [
                 RunRow(
                     id=r.id,
@@ -538,14 +1194,195 @@ class StateStore:
                 for r in rows
             ]
 
+    # ------------------------------------------------------------------ forget
 
-def _upsert(c: Connection, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-    """Update the row with this primary key, or insert it. Portable across SQLite and PostgreSQL."""
-    match = and_(*(table.c[name] == value for name, value in key.items()))
-    if not c.execute(update(table).where(match).values(**values)).rowcount:
-        c.execute(insert(table).values(**key, **values))
+    def forget(self, key: str) -> ForgetReport:
+        """Erase a person (by email, person id or CRM record id) from the state, in one transaction.
+
+        Removes the person, their identities, timeline, decision, field snapshot, stage entry,
+        pending evaluation, last-written values, parked and journalled writes; audit rows stay
+        (they say what the connector did to which CRM record) but lose their payload: before/after
+        values and errors are blanked. The CRM is untouched; a person still in the CRM comes back
+        at the next sync with what the CRM holds then.
+        """
+        report = ForgetReport()
+        with self.transaction(), self._c() as c:
+            pids: set[str] = set()
+            email = key.strip().casefold()
+            pids.update(
+                str(p) for p in c.execute(select(t.persons.c.id).where(t.persons.c.email == email)).scalars()
+            )
+            pids.update(
+                str(p) for p in c.execute(select(t.persons.c.id).where(t.persons.c.id == key)).scalars()
+            )
+            pids.update(
+                str(p)
+                for p in c.execute(
+                    select(t.identities.c.person_id).where(t.identities.c.record_id == key)
+                ).scalars()
+            )
+            report.person_ids = sorted(pids)
+            if not pids:
+                return report
+            records = c.execute(
+                select(t.identities.c.crm, t.identities.c.object_type, t.identities.c.record_id).where(
+                    t.identities.c.person_id.in_(pids)
+                )
+            ).all()
+
+            def count(name: str, n: int) -> None:
+                report.removed[name] = report.removed.get(name, 0) + int(n)
+
+            count(
+                "activities",
+                c.execute(delete(t.activities).where(t.activities.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "decisions", c.execute(delete(t.decisions).where(t.decisions.c.person_id.in_(pids))).rowcount
+            )
+            count(
+                "failed writes",
+                c.execute(delete(t.failed_writes).where(t.failed_writes.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "pending evaluations",
+                c.execute(delete(t.pending).where(t.pending.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "field snapshots",
+                c.execute(
+                    delete(t.person_snapshots).where(t.person_snapshots.c.person_id.in_(pids))
+                ).rowcount,
+            )
+            count(
+                "stage entries",
+                c.execute(delete(t.stage_entries).where(t.stage_entries.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "journalled writes",
+                c.execute(delete(t.write_journal).where(t.write_journal.c.person_id.in_(pids))).rowcount,
+            )
+            lw = t.last_written.c
+            for crm, obj, rid in records:
+                count(
+                    "last written values",
+                    c.execute(
+                        delete(t.last_written).where(
+                            lw.crm == crm, lw.object_type == obj, lw.record_id == rid
+                        )
+                    ).rowcount,
+                )
+            count(
+                "audit payloads",
+                c.execute(
+                    update(t.audit)
+                    .where(t.audit.c.person_id.in_(pids))
+                    .values(before=None, after=None, error=None, reason="erased by connector forget")
+                ).rowcount,
+            )
+            count(
+                "identities",
+                c.execute(delete(t.identities).where(t.identities.c.person_id.in_(pids))).rowcount,
+            )
+            count("persons", c.execute(delete(t.persons).where(t.persons.c.id.in_(pids))).rowcount)
+        return report
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+class Lease:
+    """A held lease. `renew()` inside each page transaction fences the page's commit: if another
+    run took the scope over, the renewal fails and the page (cursor included) rolls back."""
+
+    def __init__(self, store: StateStore, scope: str, holder: str, generation: int, ttl: timedelta) -> None:
+        self.store = store
+        self.scope = scope
+        self.holder = holder
+        self.generation = generation
+        self.ttl = ttl
+
+    def renew(self) -> None:
+        self.store._renew(self)
+
+    def release(self) -> None:
+        self.store._release(self)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _failed(r: Any) -> FailedWrite:
+    return FailedWrite(
+        crm=r.crm,
+        object_type=r.object_type,
+        record_id=r.record_id,
+        person_id=r.person_id,
+        changes=json.loads(r.changes_json),
+        error=r.error,
+        attempts=r.attempts,
+        last_failed_at=r.last_failed_at,
+        first_failed_at=r.first_failed_at,
+        next_attempt_at=r.next_attempt_at,
+        retryable=bool(r.retryable),
+    )
+
+
+def _failed_key(crm: str, object_type: str, record_id: str) -> Any:
+    f = t.failed_writes.c
+    return (f.crm == crm) & (f.object_type == object_type) & (f.record_id == record_id)
+
+
+def _db_error(exc: SQLAlchemyError, shown: str) -> ConnectorError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OperationalError):
+        return StateUnavailable(
+            f"CONNECTOR_STATE_URL: cannot reach the state database {shown} ({first}); check the server "
+            "is up and the URL, user and database are right"
+        )
+    return ConfigError(
+        f"CONNECTOR_STATE_URL: cannot open the state database {shown} ({type(exc).__name__}): {first}"
+    )
+
+
+def _dialect_insert(c: Connection, table: Table) -> Any:
+    if c.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _insert_ignore(c: Connection, table: Table, **values: Any) -> int:
+    """Insert unless the primary key exists (race-free on both backends). Returns rows inserted."""
+    stmt = _dialect_insert(c, table).values(**values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: psycopg reports -1 for a skipped conflict.
+    return len(c.execute(stmt.returning(*table.primary_key.columns)).all())
+
+
+def _upsert(
+    c: Connection,
+    table: Table,
+    key: Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    insert_only: Mapping[str, Any] | None = None,
+) -> None:
+    """Insert the row, or update it when the primary key exists, in one race-free statement."""
+    stmt = _dialect_insert(c, table).values(**key, **values, **(insert_only or {}))
+    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=dict(values))
+    c.execute(stmt)
+
+
+def _upsert_many(c: Connection, table: Table, key: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or update many rows (distinct keys) in one statement."""
+    if not rows:
+        return
+    stmt = _dialect_insert(c, table).values(list(rows))
+    columns = [name for name in rows[0] if name not in key]
+    c.execute(
+        stmt.on_conflict_do_update(index_elements=list(key), set_={n: stmt.excluded[n] for n in columns})
+    )
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 
@@ -134,25 +133,36 @@ def test_a_backward_stage_is_refused_with_the_setting_to_change_when_not_allowed
     assert store.contacts["1000"]["lifecyclestage"] == "salesqualifiedlead"
 
 
-def test_the_stage_reason_and_date_go_with_every_stage_change(portal) -> None:
+def test_a_backward_move_sends_the_stage_reason_with_the_set_not_the_clear(portal) -> None:
+    """The diff puts `stage_reason` in the stage's intent; clearing must not write it alone."""
     store, _, server = portal
-    contacts = store.properties["contacts"]
-    contacts["stage_reason"] = property_definition("stage_reason", "Stage reason", "string", "text")
-    contacts["stage_date"] = property_definition("stage_date", "Stage date", "date", "date")
+    store.properties["contacts"]["stage_reason"] = property_definition(
+        "stage_reason", "Reason", "string", "text"
+    )
+    store.contacts["1000"]["lifecyclestage"] = "salesqualifiedlead"
 
     def edit(d):  # type: ignore[no-untyped-def]
-        d["stage"].update(reason_property="stage_reason", date_property="stage_date")
-        d["writes"] += ["stage_reason", "stage_date"]
+        d["stage"]["allow_backwards"] = True
+        d["stage_reason"] = {"property": "stage_reason"}
+        d["writes"] += ["stage_reason"]
 
-    adapter = make_adapter(server, store, mapping(edit), clock=lambda: T0 + timedelta(hours=15))
-    results = adapter.apply(
-        [intent("1000", lifecyclestage="marketingqualifiedlead"), intent("1001", hs_lead_status="OPEN")]
+    results = make_adapter(server, store, mapping(edit)).apply(
+        [
+            intent(
+                "1000",
+                before={"lifecyclestage": "salesqualifiedlead", "stage_reason": None},
+                lifecyclestage="lead",
+                stage_reason="recycled: no reply in 30 days",
+            )
+        ]
     )
-    assert all(r.ok for r in results)
-    assert store.contacts["1000"]["stage_reason"] == "rule mql_pricing fired: pricing_views_30d=3"
-    assert store.contacts["1000"]["stage_date"] == "2026-11-02"  # a date property: the day, at midnight UTC
-    assert "stage_reason" not in store.contacts["1001"]  # no stage change, no reason
-    assert set(results[0].intent.changes) == {"lifecyclestage", "stage_reason", "stage_date"}
+    assert results[0].ok
+    sent = [i["properties"] for r in updates(store) for i in r.body["inputs"]]
+    assert sent == [
+        {"lifecyclestage": ""},
+        {"lifecyclestage": "lead", "stage_reason": "recycled: no reply in 30 days"},
+    ]
+    assert store.contacts["1000"]["stage_reason"] == "recycled: no reply in 30 days"
 
 
 def test_batches_of_100_are_sent_concurrently(portal) -> None:

@@ -319,8 +319,25 @@ class _HandEvaluator:
             ),
             "forms_90d": sum(1 for a in within(90) if a.type == "form_submission"),
             "active_days_7d": len({a.when.date() for a in within(7)}),
+            "cadence_with_download_30d": self._cadence(w30),
             "sales_touches_14d": sum(1 for a in within(14) if a.type in ("meeting", "call", "email_reply")),
         }
+
+    @staticmethod
+    def _cadence(acts: list[_Activity]) -> int:
+        """Most active dates inside any 4 consecutive dates that include a gated download."""
+        days = {a.when.date() for a in acts}
+        downloads = {
+            a.when.date()
+            for a in acts
+            if a.type == "form_submission" and re.search(r"(?i)white ?paper|e-?book|guide|report", a.name)
+        }
+        best = 0
+        for start in days:
+            span = {start + timedelta(days=k) for k in range(4)}
+            if span & downloads:
+                best = max(best, len(span & days))
+        return best
 
     def fit(self, cid: str) -> tuple[int, str]:
         p = self.store.contacts[cid]
@@ -330,7 +347,8 @@ class _HandEvaluator:
         score += 15 if _MANAGER.search(title) else 0
         score += 25 if 50 <= employees <= 5000 else 0
         score += 20 if p["industry"] in self.industries else 0
-        score += 15 if p["country"] in self.served else 0
+        served = {c.casefold() for c in self.served}
+        score += 15 if (p["country"] or "").strip().casefold() in served else 0
         score -= 30 if email.split("@")[-1] in self.free_mail else 0
         grade = "A" if score >= 70 else "B" if score >= 45 else "C" if score >= 20 else "D"
         return score, grade
@@ -359,7 +377,7 @@ class _HandEvaluator:
             return "mql_pricing_interest"
         if s["chats_30d"] >= 1 and s["pricing_views_30d"] >= 1 and grade in "AB":
             return "mql_chat_question"
-        if s["active_days_7d"] >= 3 and s["content_downloads_30d"] >= 1 and grade != "D":
+        if s["cadence_with_download_30d"] >= 3 and grade != "D":
             return "mql_cadence"
         return "lead_converted" if s["forms_90d"] >= 1 else None
 

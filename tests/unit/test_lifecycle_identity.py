@@ -23,6 +23,10 @@ from connector.lifecycle import email_domain, normalize_email
         pytest.param("@acme.com", None, id="empty-local"),
         pytest.param("ana@", None, id="empty-domain"),
         pytest.param("ana smith@acme.com", None, id="inner-space"),
+        pytest.param("ana\x00@acme.com", None, id="nul-byte"),
+        pytest.param("ana\x1b[31m@acme.com", None, id="terminal-escape"),
+        pytest.param("a" * 250 + "@acme.example", None, id="longer-than-smtp-allows"),
+        pytest.param("a" * 200 + "@acme.example", "a" * 200 + "@acme.example", id="long-but-valid"),
     ],
 )
 def test_normalize_email(raw: str | None, expected: str | None) -> None:

@@ -31,7 +31,18 @@ FORBIDDEN_MODULES = {
     "connector.state",
     "connector.engine",
 }
-ALLOWED_IMPORTS = {"__future__", "collections", "dataclasses", "datetime", "re", "typing", "connector"}
+ALLOWED_IMPORTS = {
+    "__future__",
+    "collections",
+    "dataclasses",
+    "datetime",
+    "itertools",
+    "math",
+    "operator",
+    "re",
+    "typing",
+    "connector",
+}
 ALLOWED_CONNECTOR = (
     "connector.lifecycle",
     "connector.mapping.schema",

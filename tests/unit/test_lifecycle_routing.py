@@ -147,8 +147,12 @@ def test_fallback(active: frozenset[str], owner: str | None, reason: str) -> Non
 
 
 def test_member_without_an_id_in_this_crm_is_skipped() -> None:
+    base = routing()
+    no_salesforce = {
+        key: rep.model_copy(update={"salesforce_user_id": None}) for key, rep in base.reps.items()
+    }
     outcome = route(
-        routing(),
+        base.model_copy(update={"reps": no_salesforce}),
         crm="salesforce",
         stage="sql",
         disqualified=False,

@@ -151,7 +151,8 @@ def test_shipped_signals_all_computed_and_named_in_order() -> None:
     calculator = SignalCalculator(criteria().signals, criteria().activity_types)
     values = calculator.compute([], NOW)
     assert list(values) == list(criteria().signals) == list(calculator.names)
-    assert set(values.values()) == {0}
+    # With no activity every signal is 0, except recency, which reads "at least the window".
+    assert {name: value for name, value in values.items() if value} == {"days_since_last_activity": 90}
 
 
 def test_shipped_pricing_signal_window() -> None:

@@ -27,7 +27,7 @@ from connector.mapping.loader import Mappings, load_mappings
 from connector.mapping.source import MAX_FILE_BYTES, render_loc
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings"
-FILES = ("criteria.yaml", "routing.yaml", "hubspot.yaml")
+FILES = ("criteria.yaml", "routing.yaml", "hubspot.yaml", "salesforce.yaml")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -194,15 +194,15 @@ CASES = {
     ),
     "unknown list": Case(
         "criteria.yaml",
-        "in lists.served_countries",
-        "in lists.served_country",
+        "'lists.served_countries.exists",
+        "'lists.served_country.exists",
         "unknown list 'lists.served_country'",
-        marker="served_country'",
+        marker="served_country.exists",
         hint="did you mean 'served_countries'?",
     ),
     "fit rule reading the fit score": Case(
         "criteria.yaml",
-        "'person.country in lists.served_countries'",
+        "'lists.served_countries.exists(c, c.lower() == person.country.trim().lower())'",
         "'fit_score > 10'",
         "fit rules cannot read fit_score",
         marker="fit_score > 10",
@@ -314,11 +314,11 @@ CASES = {
     ),
     "write of an unowned property": Case(
         "hubspot.yaml",
-        "writes: [lifecyclestage, hs_lead_status, hubspot_owner_id]",
-        "writes: [lifecyclestage, hs_lead_status, hubspot_owner_id, firstname]",
+        "writes: [lifecyclestage, hs_lead_status, hubspot_owner_id, lifecycle_stage_reason]",
+        "writes: [lifecyclestage, hs_lead_status, hubspot_owner_id, lifecycle_stage_reason, firstname]",
         "does not own 'firstname'",
         marker="firstname",
-        path="writes[3]",
+        path="writes[4]",
     ),
     "events API below enterprise": Case(
         "hubspot.yaml",
@@ -383,10 +383,46 @@ CASES = {
     ),
     "rep without a CRM id": Case(
         "routing.yaml",
-        'frank: {name: Frank Fischer (sales manager), hubspot_owner_id: "70000006"}',
+        'frank: {name: Frank Fischer (sales manager), hubspot_owner_id: "70000006", '
+        "salesforce_user_id: 005Dn00000Rep06IAB}",
         "frank: {name: Frank Fischer (sales manager)}",
         "has no CRM id",
         marker="frank:",
+    ),
+    "salesforce: unknown object": Case(
+        "salesforce.yaml",
+        "  Contact:\n    fields:",
+        "  Contacts:\n    fields:",
+        "'Contacts' is not allowed here",
+        marker="Contacts:",
+    ),
+    "salesforce: writes a field it does not own": Case(
+        "salesforce.yaml",
+        "writes: [Lifecycle_Stage__c, Marketing_Status__c]",
+        "writes: [Lifecycle_Stage__c, Marketing_Status__c, Email]",
+        "the connector does not own 'Email' on Contact",
+        marker="Email]",
+    ),
+    "salesforce: a stage the criteria use is not mapped": Case(
+        "salesforce.yaml",
+        "        mql: Marketing Qualified\n",
+        "",
+        "criteria.yaml uses stages this file does not map: mql",
+        marker="subscriber: Nurture",
+    ),
+    "salesforce: a type that differs from hubspot.yaml": Case(
+        "salesforce.yaml",
+        "employees:    {field: NumberOfEmployees, type: number}",
+        "employees:    {field: NumberOfEmployees, type: string}",
+        "'employees' is string here but number in hubspot.yaml",
+        marker="string}",
+    ),
+    "salesforce: unknown activity type": Case(
+        "salesforce.yaml",
+        "- {type: meeting}",
+        "- {type: meetings}",
+        "unknown activity type 'meetings'",
+        marker="meetings",
     ),
 }
 
@@ -476,10 +512,12 @@ def test_missing_required_file(mapping_dir: Path) -> None:
 
 def test_at_least_one_crm_file_is_required(mapping_dir: Path) -> None:
     (mapping_dir / "hubspot.yaml").unlink()
+    (mapping_dir / "salesforce.yaml").unlink()
 
     issue = find_issue(issues_of(mapping_dir), "no CRM mapping file")
 
     assert "hubspot.yaml" in issue.hint
+    assert "salesforce.yaml" in issue.hint
 
 
 def test_missing_directory() -> None:
