@@ -281,6 +281,9 @@ class HubSpotAdapter:
         if m.owner:
             props.add(m.owner.property)
         props.update(src.property for src in m.activities.date_properties)
+        # Every property the connector may write (the stage reason too): `owned` must show what the
+        # CRM holds, or a diff and an interrupted write's recovery would compare against nothing.
+        props.update(m.writes)
         if m.salesforce_links is not None:
             props.update(p for p in (m.salesforce_links.lead, m.salesforce_links.contact) if p)
         return sorted(props)

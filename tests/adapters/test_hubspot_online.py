@@ -79,7 +79,7 @@ def test_every_kind_of_mismatch_is_reported_at_its_line(demo_portal, tmp_path: P
                 ("    mql: marketingqualifiedlead", "    mql: mql"),
                 ("    in_progress: IN_PROGRESS", "    in_progress: WORKING"),
             ],
-            "routing.yaml": [('"70000003"}', '"123"}')],
+            "routing.yaml": [('hubspot_owner_id: "70000003"', 'hubspot_owner_id: "123"')],
         },
     )
     assert run_cli("validate", "--online", "--mappings", str(folder)) == 2
