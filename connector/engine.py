@@ -116,10 +116,12 @@ class _OnFirstUse(Mapping[Crm, frozenset[str]]):
         self._load = load
         self._value: Mapping[Crm, frozenset[str]] | None = None
 
-    def _get(self) -> Mapping[Crm, frozenset[str]]:
+    def load(self) -> Mapping[Crm, frozenset[str]]:
         if self._value is None:
             self._value = self._load()
         return self._value
+
+    _get = load
 
     def __getitem__(self, crm: Crm) -> frozenset[str]:
         return self._get()[crm]
@@ -405,14 +407,22 @@ class Engine:
         timeline grew but who was not among the changed records — each person decided once, with
         all their new activity in, so a backfill never writes an interim stage.
 
-        Owners are read when a page first needs them: a run with nothing new costs only the
-        feeds' own calls (for HubSpot, one search and one events call per event type).
+        An adapter with `start_run` starts its run there (HubSpot: per-run caches and pacing
+        estimates afresh) and has its owners read when a page first needs them, so a run with
+        nothing new costs only the feeds' own calls (one search and one events call per event
+        type). An adapter without one starts its run with `owners()` (Salesforce sizes its API
+        share there), so owners are then read first, as before.
         """
+        owners_start_run = False
         for binding in self.crms.values():
             start_run = getattr(binding.adapter, "start_run", None)
             if start_run is not None:
-                start_run()  # per-run caches (owners, companies, pacing estimates) start afresh
+                start_run()
+            else:
+                owners_start_run = True
         active = _OnFirstUse(lambda: self._active_owners(report))
+        if owners_start_run:
+            active.load()
         pointers = self.store.pointers()
         feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
         feeds.sort(key=lambda item: item[1].kind != "activities")
