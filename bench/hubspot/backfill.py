@@ -6,9 +6,10 @@
 The emulator runs in a child process (so the peak memory measured is the connector's alone) with
 HubSpot's limits switched on: `--limit` requests per rolling 10 s, 5 searches per second, and
 `--latency` seconds before every answer. The portal is a Starter-tier one (100 per 10 s, no Events
-API): each contact has `--activities` dated activities, six engagements (emails, meetings, a call)
-read through associations v4 and batch reads, the rest from property history (a page-view counter
-and the last form submitted). The connector runs one real `sync` through the engine, as
+API), mapped by the shipped hubspot.yaml with events off and property history on: each contact
+has `--activities` dated activities, six engagements (emails, meetings, a call) read through
+associations v4 and batch reads, the rest from property history (a page-view counter and the
+last form submitted). The connector runs one real `sync` through the engine, as
 `connector sync` does, and the script prints:
 
 * wall time of the backfill;
@@ -50,35 +51,22 @@ INDUSTRIES = ("Software", "Financial Services", "Retail", "Healthcare", "Manufac
 COUNTRIES = ("United States", "Germany", "United Kingdom", "Brazil", "Canada", "France")
 FORMS = ("Demo request", "Ebook: RevOps playbook", "Newsletter", "Contact sales", "Webinar")
 
-BENCH_HUBSPOT_YAML = """\
-tier: starter
-object: contacts
-fields:
-  email:        {property: email}
-  title:        {property: jobtitle}
-  employees:    {property: employee_count, type: number}
-  industry:     {property: industry}
-  country:      {property: country}
-  unsubscribed: {property: hs_email_optout, type: bool}
-stage:
-  property: lifecyclestage
-  values: {subscriber: subscriber, lead: lead, mql: marketingqualifiedlead, sql: salesqualifiedlead,
-           opportunity: opportunity, customer: customer}
-lead_status:
-  property: hs_lead_status
-  values: {new: NEW, open: OPEN, in_progress: IN_PROGRESS, unqualified: UNQUALIFIED}
-owner: {property: hubspot_owner_id}
-writes: [lifecyclestage, hs_lead_status, hubspot_owner_id]
-activities:
-  events: {enabled: false}
-  engagements:
-    - {object: emails, type: email_reply, where: {hs_email_direction: INCOMING_EMAIL}}
-    - {object: meetings, type: meeting}
-    - {object: calls, type: call}
-  history:
-    - {property: hs_analytics_num_page_views, type: page_view, counter: true}
-    - {property: recent_conversion_event_name, type: form_submission, value_as: name}
-"""
+
+def bench_hubspot_yaml() -> str:
+    """The shipped hubspot.yaml as a Starter portal maps it: no Events API, property history as the
+    dated source (a page-view counter and the last form submitted), no Salesforce links."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "mappings" / "hubspot.yaml").read_text())
+    data["tier"] = "starter"
+    data["activities"]["events"] = {"enabled": False}
+    data["activities"].pop("date_properties", None)
+    data["activities"]["history"] = [
+        {"property": "hs_analytics_num_page_views", "type": "page_view", "counter": True},
+        {"property": "recent_conversion_event_name", "type": "form_submission", "value_as": "name"},
+    ]
+    data.pop("salesforce_links", None)
+    return str(yaml.safe_dump(data, sort_keys=False))
 
 
 # --------------------------------------------------------------------------- the portal (child)
@@ -94,21 +82,12 @@ class PortalSpec:
 
 
 def build_store(spec: PortalSpec) -> Any:
-    from connector.sandbox.demo_data import _OWNERS
-    from connector.sandbox.hubspot_store import (
-        HubSpotStore,
-        default_contact_properties,
-        hs_datetime,
-        property_definition,
-    )
+    from connector.sandbox.demo_data import _OWNERS, contact_property_definitions
+    from connector.sandbox.hubspot_store import HubSpotStore, hs_datetime
 
     rng = random.Random(spec.seed)
     now = datetime.now(UTC)
     store = HubSpotStore(log_bodies=False)
-    store.properties["contacts"] = default_contact_properties()
-    store.properties["contacts"]["employee_count"] = property_definition(
-        "employee_count", "Employees", "number", "number"
-    )
     store.owners = [
         {
             "id": oid,
@@ -119,6 +98,8 @@ def build_store(spec: PortalSpec) -> Any:
         }
         for oid, first, last, archived in _OWNERS
     ]
+    # the demo portal's catalogue: HubSpot's defaults plus employee_count and lifecycle_stage_reason
+    store.properties["contacts"] = contact_property_definitions(store.owners, now)
     engagement_ids = iter(range(10_000_000, 10**9))
     history_per_contact = max(0, spec.activities - sum(n for _, n in ENGAGEMENTS))
     for i in range(spec.contacts):
@@ -203,7 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         mappings = workdir / "mappings"
         shutil.copytree(REPO / "mappings", mappings)
-        (mappings / "hubspot.yaml").write_text(BENCH_HUBSPOT_YAML)
+        (mappings / "salesforce.yaml").unlink(missing_ok=True)
+        (mappings / "hubspot.yaml").write_text(bench_hubspot_yaml())
         os.environ.update(
             CONNECTOR_HUBSPOT_BASE_URL=info["url"],
             CONNECTOR_HUBSPOT_TOKEN=info["token"],
