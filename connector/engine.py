@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,6 +107,30 @@ class RunReport:
         """1 when work was left behind (writes parked, records skipped), else 0."""
         parked = [f for f in self.failures if not f.gone]
         return ExitCode.PARTIAL if parked or self.skipped else ExitCode.OK
+
+
+class _OnFirstUse(Mapping[Crm, frozenset[str]]):
+    """A mapping computed the first time it is read (the active owners of a run)."""
+
+    def __init__(self, load: Callable[[], Mapping[Crm, frozenset[str]]]) -> None:
+        self._load = load
+        self._value: Mapping[Crm, frozenset[str]] | None = None
+
+    def load(self) -> Mapping[Crm, frozenset[str]]:
+        if self._value is None:
+            self._value = self._load()
+        return self._value
+
+    _get = load
+
+    def __getitem__(self, crm: Crm) -> frozenset[str]:
+        return self._get()[crm]
+
+    def __iter__(self) -> Iterator[Crm]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 @dataclass(frozen=True)
@@ -381,8 +405,24 @@ class Engine:
     def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
         """Activity feeds first (timelines only), then changed records, then everyone whose
         timeline grew but who was not among the changed records — each person decided once, with
-        all their new activity in, so a backfill never writes an interim stage."""
-        active = self._active_owners(report)
+        all their new activity in, so a backfill never writes an interim stage.
+
+        An adapter with `start_run` starts its run there (HubSpot: per-run caches and pacing
+        estimates afresh) and has its owners read when a page first needs them, so a run with
+        nothing new costs only the feeds' own calls (one search and one events call per event
+        type). An adapter without one starts its run with `owners()` (Salesforce sizes its API
+        share there), so owners are then read first, as before.
+        """
+        owners_start_run = False
+        for binding in self.crms.values():
+            start_run = getattr(binding.adapter, "start_run", None)
+            if start_run is not None:
+                start_run()
+            else:
+                owners_start_run = True
+        active = _OnFirstUse(lambda: self._active_owners(report))
+        if owners_start_run:
+            active.load()
         pointers = self.store.pointers()
         feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
         feeds.sort(key=lambda item: item[1].kind != "activities")

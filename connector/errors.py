@@ -8,6 +8,7 @@ boundary and never leak their headers or bodies (which may hold tokens) into log
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ExitCode:
@@ -107,9 +108,17 @@ class RateLimited(TransientError):
 
 
 class DailyLimitExhausted(ConnectorError):
-    """The day's API budget is spent: stop cleanly, keep what is done, resume after the reset."""
+    """The day's API budget is spent: stop cleanly, keep what is done, resume after the reset.
+
+    `done` holds what completed before the stop within the interrupted operation (e.g. the write
+    results of the batches that landed), so the caller can record it before stopping.
+    """
 
     exit_code = ExitCode.PARTIAL
+
+    def __init__(self, message: str, *, detail: str | None = None, done: list[Any] | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.done: list[Any] = list(done or [])
 
 
 class RecordError(ConnectorError):

@@ -113,6 +113,34 @@ class Settings(BaseSettings):
         description="Seconds HubSpot search may lag behind writes; a run reads changes older than this, "
         "later ones wait for the next run (so none is skipped while the index catches up).",
     )
+    hubspot_workers: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="HubSpot requests in flight at most (bulk reads and batch writes run concurrently, "
+        "paced under the rate limits; more helps when HubSpot answers slowly).",
+    )
+    hubspot_ten_secondly_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="HubSpot requests per rolling 10 s to pace under; default from hubspot.yaml's tier "
+        "(100 free/starter, 190 professional/enterprise; 250 with the API limit increase).",
+    )
+    hubspot_search_per_second: int | None = Field(
+        default=None, ge=1, description="CRM search requests per second to pace under (default 5)."
+    )
+    hubspot_daily_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="HubSpot requests per day; default from the tier (250,000 / 650,000 / 1,000,000). "
+        "The X-HubSpot-RateLimit-Daily-Remaining header, when sent, takes precedence.",
+    )
+    hubspot_daily_reserve: int = Field(
+        default=0,
+        ge=0,
+        description="Daily HubSpot calls to leave for other integrations: the run stops cleanly "
+        "(exit 4, cursors saved) when only this many are left.",
+    )
     request_timeout: float = Field(
         default=30.0, gt=0, description="Seconds before one HTTP call is abandoned."
     )

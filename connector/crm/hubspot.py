@@ -1,17 +1,27 @@
 """HubSpot adapter over `hubspot-api-client`.
 
-What it owns: turning HubSpot's wire shapes into `CrmRecord`/`SourceActivity`/`Owner`, paging
-(search windows that stay under the 10,000-result cap), batching (100 per batch call, 1,000 per
-associations read), 207 multi-status results, and translating the SDK's ~60 per-package
-`ApiException` classes and urllib3 errors into `connector.errors` — redacted — at this boundary.
+What it owns: turning HubSpot's wire shapes into `CrmRecord`/`SourceActivity`/`Owner`; reading in
+the largest units the API allows (search pages of 200, associations v4 batch reads of 1,000
+inputs, batch reads of 100 — 50 with property history — and the Events API per event type across
+all contacts); writing batch updates of 100 with 207 multi-status handling; pacing every call
+under the account's limits (`Pacer`), with enough calls in flight (`Pool`, `prefetch`) to use
+them; and translating the SDK's exceptions into `connector.errors` (`hubspot_errors`).
 The SDK's own urllib3 retry stays off: every call goes through the shared tenacity policy.
+
+Reads are bulk, never per contact. A contacts page of up to 1,000 contacts (five searches) costs
+one associations read per engagement object type (plus one for companies when company fields are
+mapped), one batch read per 100 engagements, one history read per 50 contacts when property
+history is mapped, and nothing more; companies and owners are read once per run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -34,29 +44,35 @@ from hubspot.crm.objects.models import (
 )
 
 from connector.crm.base import Feed, Page
+from connector.crm.concurrency import Pool, prefetch
+from connector.crm.hubspot_cursor import Position, epoch_ms, from_epoch_ms
+from connector.crm.hubspot_errors import headers_of, status_of, translate
+from connector.crm.pacing import Kind, Pacer, PacingLimits
 from connector.crm.retry import RetryPolicy
-from connector.errors import (
-    AuthError,
-    ConfigError,
-    ConnectorError,
-    DailyLimitExhausted,
-    FatalError,
-    RateLimited,
-    TransientError,
-)
-from connector.mapping.schema import HubSpotMapping
+from connector.errors import ConfigError, DailyLimitExhausted, FatalError, RateLimited
+from connector.mapping.schema import HistorySource, HubSpotMapping
 from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
 from connector.observability import redact
+
+__all__ = ["ContactPage", "HubSpotAdapter", "coerce", "parse_hs_time", "to_epoch_ms", "translate"]
 
 log = logging.getLogger("connector.hubspot")
 T = TypeVar("T")
 
 SEARCH_PAGE = 200  # documented maximum per search page
 BATCH_LIMIT = 100  # batch read / update inputs
+HISTORY_BATCH_LIMIT = 50  # batch read inputs with propertiesWithHistory
 ASSOC_BATCH_LIMIT = 1_000  # associations v4 batch read inputs
-EVENTS_PAGE = 100
+EVENTS_PAGE = 100  # the Events API documents no maximum page size; 100 is a safe one
 NOT_FOUND = "OBJECT_NOT_FOUND"  # the 207 error category for ids that were deleted or merged away
 OBJECT = "contacts"
+PRIMARY_COMPANY_TYPE_ID = 1
+EVENTS_FORBIDDEN = (
+    "HubSpot refused the Events API (403): it needs an Enterprise portal and a token allowed to read "
+    "events. In hubspot.yaml set activities.events.enabled: false and read dated activities from "
+    "property history (activities.history) instead"
+)
+UNLIMITED = PacingLimits(ten_secondly=None, search_per_second=None, daily=None)
 
 
 def parse_hs_time(value: str | None) -> datetime | None:
@@ -73,7 +89,7 @@ def parse_hs_time(value: str | None) -> datetime | None:
 
 
 def to_epoch_ms(moment: datetime) -> str:
-    return str(int(moment.timestamp() * 1000))
+    return str(epoch_ms(moment))
 
 
 def coerce(value: str | None, kind: str) -> FieldValue:
@@ -91,99 +107,55 @@ def coerce(value: str | None, kind: str) -> FieldValue:
     return value
 
 
-# --------------------------------------------------------------------------- error translation
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_hs_time(str(value)) if value is not None else None
 
 
-def _body(exc: BaseException) -> dict[str, Any]:
-    raw = getattr(exc, "body", None)
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if not isinstance(raw, str):
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    headers = getattr(exc, "headers", None) or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def translate(exc: BaseException, action: str) -> ConnectorError:
-    """Map an SDK or transport exception to the class that says what to do next."""
-    if isinstance(exc, ConnectorError):
-        return exc
-    status = getattr(exc, "status", None)
-    if isinstance(status, int) and hasattr(exc, "body"):
-        return _translate_status(status, _body(exc), exc, action)
-    if isinstance(exc, urllib3.exceptions.HTTPError | TimeoutError | ConnectionError):
-        return TransientError(
-            f"HubSpot did not answer while {action} ({type(exc).__name__}); will retry",
-            detail=redact(str(exc)),
-        )
-    return FatalError(f"unexpected error while {action}: {type(exc).__name__}", detail=redact(str(exc)))
-
-
-def _translate_status(status: int, body: dict[str, Any], exc: BaseException, action: str) -> ConnectorError:
-    category = str(body.get("category") or body.get("errorType") or "")
-    message = redact(str(body.get("message") or getattr(exc, "reason", "") or ""))
-    detail = f"HTTP {status} {category} correlationId={body.get('correlationId', '-')}: {message}"
-    if status == 401:
-        return AuthError(
-            f"HubSpot rejected the access token while {action} (401): check CONNECTOR_HUBSPOT_TOKEN "
-            "holds a current private-app token",
-            detail=detail,
-        )
-    if status == 403:
-        return AuthError(
-            f"HubSpot refused {action} (403 {category}): the private app lacks a scope; grant "
-            "crm.objects.contacts.read, crm.objects.contacts.write and crm.objects.owners.read",
-            detail=detail,
-        )
-    if status == 429:
-        policy = str(body.get("policyName") or "")
-        if policy == "DAILY":
-            return DailyLimitExhausted(
-                f"HubSpot's daily API limit is used up ({action}); the run stops and resumes after the reset",
-                detail=detail,
-            )
-        default_wait = 1.0 if policy == "SECONDLY" else 10.0
-        return RateLimited(
-            f"HubSpot rate limit ({policy or 'unknown policy'}) while {action}",
-            retry_after=_retry_after(exc) or default_wait,
-            policy=policy or None,
-            detail=detail,
-        )
-    if status == 0:
-        return ConfigError(
-            f"TLS to HubSpot failed while {action}: check CONNECTOR_HUBSPOT_BASE_URL and the CA bundle",
-            detail=detail,
-        )
-    if status >= 500 or status in (408, 423, 477):
-        return TransientError(f"HubSpot had a temporary error ({status}) while {action}", detail=detail)
-    return FatalError(f"HubSpot answered {status} {category} while {action}: {message}", detail=detail)
-
-
-# --------------------------------------------------------------------------- adapter
+def _modified_ms(obj: Any) -> int | None:
+    moment = parse_hs_time((obj.properties or {}).get("lastmodifieddate"))
+    return epoch_ms(moment) if moment else None
 
 
 @dataclass(frozen=True)
 class ContactPage:
-    """One page of changed contacts, in ascending `lastmodifieddate` order."""
+    """One search call's contacts, oldest first, and the cursor once they are done."""
 
     records: list[CrmRecord]
     max_modified: datetime | None
+    cursor: str | None = None
+
+
+_AssocCall = tuple[str, list[tuple[str, str | None]]]
+"""One associations read: the target object type and (contact id, per-input `after`) inputs."""
+_AssocResult = tuple[str, list[tuple[str, frozenset[int]]], str | None]
+"""One contact's answer: its id, (target id, association type ids) pairs, and the next `after`."""
+
+
+def _association_calls(pending: Sequence[tuple[str, str, str | None]]) -> list[_AssocCall]:
+    """(to type, contact id, after) inputs grouped into calls of up to 1,000 inputs per type."""
+    by_type: dict[str, list[tuple[str, str | None]]] = {}
+    for to_type, cid, after in pending:
+        by_type.setdefault(to_type, []).append((cid, after))
+    return [(t, chunk) for t, inputs in by_type.items() for chunk in _chunks(inputs, ASSOC_BATCH_LIMIT)]
+
+
+@dataclass(frozen=True)
+class _Links:
+    """Associations of one contact to one object type: target ids with their association type ids."""
+
+    targets: list[tuple[str, frozenset[int]]]
 
 
 class HubSpotAdapter:
-    """Reads contacts, activities and owners; writes owned properties. Knows nothing of criteria."""
+    """Reads contacts, activities and owners; writes owned properties. Knows nothing of criteria.
+
+    `pacer` is shared by every thread of the run; `workers` bounds requests in flight;
+    `prefetch_pages` feed pages are read ahead while the engine works on the current one.
+    Defaults (no pacing, one worker, no read-ahead) suit narrow tests; the factory passes the
+    production ones from settings.
+    """
 
     crm: Crm = "hubspot"
 
@@ -195,44 +167,123 @@ class HubSpotAdapter:
         timeout: float,
         *,
         search_lag: timedelta = timedelta(0),
+        pacer: Pacer | None = None,
+        workers: int = 1,
+        prefetch_pages: int = 0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.mapping = mapping
         self.search_lag = search_lag
         self.retry = retry
         self.timeout = timeout
+        self.pacer = pacer or Pacer(UNLIMITED, sleep=lambda _seconds: None)
+        self.pool = Pool(workers, name="hubspot")
+        self.prefetch_pages = prefetch_pages
+        self.clock = clock
         self.calls = 0
+        self.requests: Counter[str] = Counter()
+        """Requests sent per endpoint label (`search:contacts`, `events:<type>`, ...), retries included."""
+        self._lock = threading.Lock()
         # The SDK builds a new ApiClient + connection pool on every attribute access: build once.
+        self._client = client
         self._search = _guard_json(client.crm.contacts.search_api)
         self._batch = _guard_json(client.crm.contacts.batch_api)
-        self._owners = _guard_json(client.crm.owners.owners_api)
+        self._owners_api = _guard_json(client.crm.owners.owners_api)
         self._assoc = _guard_json(client.crm.associations.v4.batch_api)
         self._events = _guard_json(client.events.events_api)
-        self._engagement_batch: dict[str, Any] = {}
-        self._client = client
+        self._properties = _guard_json(client.crm.properties.core_api)
+        self._object_batch: dict[str, Any] = {}
+        self.start_run()
+
+    def start_run(self) -> None:
+        """Forget what is cached per run: owners, companies, property definitions."""
+        self.pacer.new_run()
+        with self._lock:
+            self._owner_cache: list[Owner] | None = None
+            self._company_cache: dict[str, dict[str, str | None]] = {}
+            self._definitions: dict[str, dict[str, Any] | None] = {}
+
+    def close(self) -> None:
+        self.pool.close()
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def attempt() -> T:
-            self.calls += 1
+    def _call(
+        self,
+        action: str,
+        label: str,
+        api: Any,
+        method: str,
+        *args: Any,
+        kind: Kind = "general",
+        missing_ok: bool = False,
+        forbidden: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One SDK call under the pacer and the retry policy; returns the deserialised body.
+
+        The `*_with_http_info` variant is called so the pacer sees HubSpot's rate-limit headers.
+        `missing_ok` turns a 404 into None (e.g. a property the portal does not have); `forbidden`
+        replaces a 403 with a configuration error carrying that message (what the admin should change).
+        """
+        operation = getattr(api, f"{method}_with_http_info")
+
+        def attempt() -> Any:
+            self.pacer.acquire(kind)
+            with self._lock:
+                self.requests[label] += 1
+                self.calls += 1
             try:
-                return fn(*args, _request_timeout=self.timeout, **kwargs)
+                data, _status, headers = operation(*args, _request_timeout=self.timeout, **kwargs)
             except Exception as exc:  # noqa: BLE001 - every SDK package has its own ApiException
-                raise translate(exc, action) from None
+                self.pacer.observe(headers_of(exc))
+                if missing_ok and status_of(exc) == 404:
+                    return None
+                error = translate(exc, action)
+                if isinstance(error, DailyLimitExhausted):
+                    self.pacer.exhaust()  # the other threads stop before sending, not after a 429
+                if forbidden is not None and status_of(exc) == 403:
+                    raise ConfigError(forbidden, detail=error.detail) from None
+                if isinstance(error, RateLimited) and error.retry_after:
+                    self.pacer.penalise(error.retry_after, kind)
+                raise error from None
+            self.pacer.observe(dict(headers or {}))
+            return data
 
         return self.retry.call(attempt)
+
+    def _objects_batch(self, object_type: str) -> Any:
+        with self._lock:
+            api = self._object_batch.get(object_type)
+            if api is None:
+                # Companies have their own package; engagements live under crm.objects.
+                owner = self._client.crm if object_type == "companies" else self._client.crm.objects
+                api = _guard_json(getattr(owner, object_type).batch_api)
+                self._object_batch[object_type] = api
+            return api
+
+    @property
+    def contact_fields(self) -> dict[str, Any]:
+        return {n: s for n, s in self.mapping.fields.items() if s.object == "contact"}
+
+    @property
+    def company_fields(self) -> dict[str, Any]:
+        return {n: s for n, s in self.mapping.fields.items() if s.object == "company"}
 
     @property
     def read_properties(self) -> list[str]:
         """Every contact property the mapping needs, nothing more (data minimisation)."""
         m = self.mapping
         props = {"email", "lastmodifieddate", "hs_object_id", m.stage.property}
-        props.update(spec.property for spec in m.fields.values())
+        props.update(spec.property for spec in self.contact_fields.values())
         if m.lead_status:
             props.add(m.lead_status.property)
         if m.owner:
             props.add(m.owner.property)
         props.update(src.property for src in m.activities.date_properties)
+        # Every property the connector may write (the stage reason too): `owned` must show what the
+        # CRM holds, or a diff and an interrupted write's recovery would compare against nothing.
+        props.update(m.writes)
         if m.salesforce_links is not None:
             props.update(p for p in (m.salesforce_links.lead, m.salesforce_links.contact) if p)
         return sorted(props)
@@ -241,10 +292,12 @@ class HubSpotAdapter:
     def owned_properties(self) -> list[str]:
         return list(self.mapping.writes)
 
-    def _record(self, obj: Any) -> CrmRecord:
+    def _record(self, obj: Any, company: Mapping[str, str | None] | None = None) -> CrmRecord:
         props: dict[str, str | None] = dict(obj.properties or {})
+        company = company or {}
         fields = {
-            name: coerce(props.get(spec.property), spec.type) for name, spec in self.mapping.fields.items()
+            name: coerce((company if spec.object == "company" else props).get(spec.property), spec.type)
+            for name, spec in self.mapping.fields.items()
         }
         return CrmRecord(
             crm="hubspot",
@@ -275,119 +328,44 @@ class HubSpotAdapter:
     # ------------------------------------------------------------------ owners
 
     def owners(self) -> list[Owner]:
-        """Active and archived owners (the API returns one or the other per call)."""
+        """Active and archived owners (the API lists one or the other per call), once per run."""
+        with self._lock:
+            if self._owner_cache is not None:
+                return list(self._owner_cache)
+        active, archived = self.pool.map(self._owner_pages, [False, True])
+        owners = active + archived
+        with self._lock:
+            self._owner_cache = owners
+        return list(owners)
+
+    def _owner_pages(self, archived: bool) -> list[Owner]:
         out: list[Owner] = []
-        for archived in (False, True):
-            after: str | None = None
-            while True:
-                page = self._call(
-                    "listing owners", self._owners.get_page, limit=500, after=after, archived=archived
-                )
-                for o in page.results or []:
-                    name = " ".join(p for p in (o.first_name, o.last_name) if p) or (o.email or str(o.id))
-                    out.append(
-                        Owner(
-                            crm="hubspot",
-                            id=str(o.id),
-                            email=o.email,
-                            name=name,
-                            active=not (archived or bool(o.archived)),
-                            is_queue=(o.type == "QUEUE"),
-                        )
-                    )
-                after = page.paging.next.after if page.paging and page.paging.next else None
-                if not after:
-                    break
-        return out
-
-    # ------------------------------------------------------------------ contacts
-
-    def pull_contacts(self, since: datetime | None, until: datetime | None = None) -> Iterator[ContactPage]:
-        """Contacts modified at or after `since` (and before `until`), oldest first, each once.
-
-        Keyset paging: every page is a fresh search from the last timestamp seen, never an
-        `after` offset. The engine writes between pages, and a write moves a contact to the end of
-        a result sorted by `lastmodifieddate`, so offsets would silently skip records; a fresh
-        query from the last timestamp cannot, and it never meets the 10,000-result cap. Contacts
-        sharing the boundary timestamp come again and are skipped; when a whole page shares one
-        timestamp, that instant is read separately, keyed by `hs_object_id`. `until` bounds the
-        run: what changes later (our own writes included) waits for the next run.
-        """
-        floor = since
-        at_floor: set[str] = set()  # ids already yielded whose timestamp equals `floor`
+        after: str | None = None
         while True:
-            records = self._search_page(floor, until)
-            fresh = [r for r in records if r.record_id not in at_floor]
-            if not fresh and len(records) == SEARCH_PAGE and floor is not None:
-                yield from self._pull_instant(floor, at_floor, until)
-                floor = floor + timedelta(milliseconds=1)
-                at_floor = set()
-                continue
-            if fresh:
-                newest = max((r.modified_at for r in fresh if r.modified_at), default=floor)
-                if newest != floor:
-                    at_floor = set()
-                    floor = newest
-                at_floor.update(r.record_id for r in fresh if r.modified_at == floor)
-                yield ContactPage(records=fresh, max_modified=floor)
-            if len(records) < SEARCH_PAGE:
-                return
-
-    def _search_page(self, floor: datetime | None, until: datetime | None) -> list[CrmRecord]:
-        filters = []
-        if floor is not None:
-            filters.append(
-                {"propertyName": "lastmodifieddate", "operator": "GTE", "value": to_epoch_ms(floor)}
-            )
-        if until is not None:
-            filters.append(
-                {"propertyName": "lastmodifieddate", "operator": "LT", "value": to_epoch_ms(until)}
-            )
-        request = PublicObjectSearchRequest(
-            filter_groups=[{"filters": filters}] if filters else [],
-            sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-            properties=self.read_properties,
-            limit=SEARCH_PAGE,
-            after="0",
-        )
-        page = self._call("searching contacts", self._search.do_search, public_object_search_request=request)
-        return [self._record(obj) for obj in page.results or []]
-
-    def _pull_instant(
-        self, instant: datetime, seen: set[str], until: datetime | None
-    ) -> Iterator[ContactPage]:
-        """All contacts modified at exactly `instant`, keyed by id so no cap applies."""
-        last_id = "0"
-        while True:
-            request = PublicObjectSearchRequest(
-                filter_groups=[
-                    {
-                        "filters": [
-                            {
-                                "propertyName": "lastmodifieddate",
-                                "operator": "EQ",
-                                "value": to_epoch_ms(instant),
-                            },
-                            {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
-                        ]
-                    }
-                ],
-                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                properties=self.read_properties,
-                limit=SEARCH_PAGE,
-                after="0",
-            )
             page = self._call(
-                "searching contacts", self._search.do_search, public_object_search_request=request
+                "listing owners",
+                "owners",
+                self._owners_api,
+                "get_page",
+                limit=500,
+                after=after,
+                archived=archived,
             )
-            records = [self._record(obj) for obj in page.results or []]
-            fresh = [r for r in records if r.record_id not in seen]
-            seen.update(r.record_id for r in fresh)
-            if fresh:
-                yield ContactPage(records=fresh, max_modified=instant)
-            if len(records) < SEARCH_PAGE:
-                return
-            last_id = records[-1].record_id
+            for o in page.results or []:
+                name = " ".join(p for p in (o.first_name, o.last_name) if p) or (o.email or str(o.id))
+                out.append(
+                    Owner(
+                        crm="hubspot",
+                        id=str(o.id),
+                        email=o.email,
+                        name=name,
+                        active=not (archived or bool(o.archived)),
+                        is_queue=(o.type == "QUEUE"),
+                    )
+                )
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return out
 
     # ------------------------------------------------------------------ feeds (what the engine pulls)
 
@@ -398,39 +376,218 @@ class HubSpotAdapter:
         seconds, and a cursor moved past a change not yet indexed would lose it for good.
         """
         until = until - self.search_lag
-        out = [
-            Feed(scope="hubspot:contacts:lastmodifieddate", pull=partial(self._contact_pages, until=until))
-        ]
+        out = [Feed(scope="hubspot:contacts:lastmodifieddate", pull=partial(self._contact_feed, until=until))]
         if self.mapping.activities.events.enabled:
             for event_type in self.mapping.activities.events.types:
-                pull = partial(self._event_pages, event_type, until=until)
+                pull = partial(self._event_feed, event_type, until=until)
                 out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
         return out
 
+    def _contact_feed(self, cursor: str | None, until: datetime) -> Iterator[Page]:
+        return prefetch(self._contact_pages(cursor, until), self.prefetch_pages)
+
     def _contact_pages(self, cursor: str | None, until: datetime) -> Iterator[Page]:
-        since = parse_hs_time(cursor) if cursor else None
-        for page in self.pull_contacts(since, until):
-            if not page.records:
-                continue
-            yield Page(
-                records=page.records,
-                activities=self.activities_for(page.records),
-                cursor=to_epoch_ms(page.max_modified) if page.max_modified else cursor,
+        """Pages of up to 1,000 contacts (one associations read covers a page) with their activities."""
+        start = Position.decode(cursor, "hubspot:contacts:lastmodifieddate")
+        group: list[Any] = []
+        position = start
+        emitted = start
+        for objs, position in self._search_contacts(start, until):
+            group.extend(objs)
+            if len(group) > ASSOC_BATCH_LIMIT - SEARCH_PAGE:
+                yield self._contact_page(group, position)
+                group, emitted = [], position
+        if group or position != emitted:
+            yield self._contact_page(group, position)
+
+    def _contact_page(self, objs: list[Any], position: Position) -> Page:
+        records, activities = self._hydrate(objs)
+        return Page(records=records, activities=activities, cursor=position.encode())
+
+    def pull_contacts(
+        self, cursor: str | datetime | None, until: datetime | None = None
+    ) -> Iterator[ContactPage]:
+        """Contacts changed at or after the cursor (and before `until`), one search call per page.
+
+        Records only (no activities): for tests and tools. The engine reads `feeds()`.
+        """
+        start = Position(ts=epoch_ms(cursor)) if isinstance(cursor, datetime) else Position.decode(cursor)
+        for objs, position in self._search_contacts(start, until):
+            yield ContactPage(
+                records=[self._record(o) for o in objs],
+                max_modified=from_epoch_ms(position.ts) if position.ts is not None else None,
+                cursor=position.encode(),
             )
 
-    def _event_pages(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
-        since = datetime.fromisoformat(cursor) if cursor else None
-        for batch, newest in self.events(event_type, since, until):
-            if not batch:
-                continue
-            records = self.read_contacts(sorted({a.record_id for a in batch}))
-            yield Page(records=records, activities=batch, cursor=newest.isoformat() if newest else cursor)
+    def _search_contacts(
+        self, position: Position, until: datetime | None
+    ) -> Iterator[tuple[list[Any], Position]]:
+        """(contacts not delivered before, position after them) per search call, oldest first.
 
-    def activities_for(self, records: Sequence[CrmRecord]) -> list[SourceActivity]:
-        activities = self.engagement_activities([r.record_id for r in records])
-        for record in records:
-            activities += self.date_activities(record)
-        return activities
+        Keyset paging: every call is a fresh search from the last timestamp delivered, never an
+        `after` offset. The engine writes between pages and a write moves a contact to the end of
+        a result sorted by `lastmodifieddate`, so offsets would silently skip records; a fresh
+        query from the last timestamp cannot, and it never meets the 10,000-result cap. Contacts
+        at the boundary timestamp come again and are recognised by id (the cursor keeps them).
+        When a whole page shares one timestamp, more may share it than a page holds (a bulk
+        import): that instant is read keyed by `hs_object_id` ascending. `until` bounds the run:
+        what changes later, our own writes included, waits for the next run.
+        """
+        if position.after_id is not None and position.ts is not None:
+            yield from self._search_instant(position, until)
+            position = Position(ts=position.ts + 1)
+            yield [], position
+        while True:
+            filters = []
+            if position.ts is not None:
+                filters.append(
+                    {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(position.ts)}
+                )
+            if until is not None:
+                filters.append(
+                    {"propertyName": "lastmodifieddate", "operator": "LT", "value": to_epoch_ms(until)}
+                )
+            results, more = self._search_call(filters, "lastmodifieddate")
+            dated = [(o, ts) for o in results if (ts := _modified_ms(o)) is not None]
+            if not dated:
+                return
+            first, last = dated[0][1], dated[-1][1]
+            if len(results) == SEARCH_PAGE and first == last:
+                carried = position.ids if position.ts == first else frozenset()
+                yield from self._search_instant(Position(ts=first, ids=carried, after_id=0), until)
+                position = Position(ts=first + 1)
+                yield [], position
+                continue
+            fresh = [o for o, ts in dated if not position.done(str(o.id), ts)]
+            position = position.advanced([(str(o.id), ts) for o, ts in dated])
+            yield fresh, position
+            if not more:
+                return
+
+    def _search_instant(
+        self, position: Position, until: datetime | None
+    ) -> Iterator[tuple[list[Any], Position]]:
+        """Every contact modified at exactly `position.ts`, by ascending id after `after_id`."""
+        assert position.ts is not None
+        last_id = position.after_id or 0
+        skip = position.ids
+        while True:
+            filters = [
+                {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(position.ts)},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
+            ]
+            results, more = self._search_call(filters, "hs_object_id")
+            if not results:
+                return
+            last_id = max(int(str(o.id)) for o in results)
+            fresh = [o for o in results if str(o.id) not in skip]
+            skip = frozenset(i for i in skip if not i.isdigit() or int(i) > last_id)
+            yield fresh, Position(ts=position.ts, ids=skip, after_id=last_id)
+            if not more:
+                return
+
+    def _search_call(self, filters: list[dict[str, str]], sort: str) -> tuple[list[Any], bool]:
+        request = PublicObjectSearchRequest(
+            filter_groups=[{"filters": filters}] if filters else [],
+            sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
+            properties=self.read_properties,
+            limit=SEARCH_PAGE,
+            after="0",
+        )
+        page = self._call(
+            "searching contacts",
+            "search:contacts",
+            self._search,
+            "do_search",
+            public_object_search_request=request,
+            kind="search",
+        )
+        more = bool(page.paging and page.paging.next and page.paging.next.after)
+        return list(page.results or []), more
+
+    # ------------------------------------------------------------------ events
+
+    def _event_feed(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """Event pages with the contacts they concern (to resolve their people), read ahead: an
+        activities page only extends timelines, so nothing written meanwhile can make it stale."""
+        return prefetch(self._event_record_pages(event_type, cursor, until), self.prefetch_pages)
+
+    def _event_record_pages(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+        for activities, next_cursor in self._event_pages(event_type, cursor, until):
+            records = self.read_contacts(sorted({a.record_id for a in activities})) if activities else []
+            yield Page(records=records, activities=activities, cursor=next_cursor)
+
+    def _event_pages(
+        self, event_type: str, cursor: str | None, until: datetime | None
+    ) -> Iterator[tuple[list[SourceActivity], str | None]]:
+        """(new events, cursor after them) per call: one event type across all contacts, oldest first.
+
+        `occurredAfter` is asked 1 ms before the cursor, so whether HubSpot treats it as inclusive
+        or exclusive (undocumented) nothing at the boundary is lost; what was delivered is
+        recognised by timestamp and event id.
+        """
+        scope = f"hubspot:events:{event_type}"
+        source = self.mapping.activities.events.types[event_type]
+        position = Position.decode(cursor, scope)
+        start = position.ts
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "object_type": "contact",
+                "event_type": event_type,
+                "limit": EVENTS_PAGE,
+                "sort": ["ASCENDING"],
+            }
+            if start is not None:  # the same filters on every page: the `after` token pages this query
+                kwargs["occurred_after"] = from_epoch_ms(start - 1)
+            if until is not None:
+                kwargs["occurred_before"] = until
+            if after:
+                kwargs["after"] = after
+            page = self._events_call(event_type, kwargs)
+            stamps: list[tuple[str, int]] = []
+            batch: list[SourceActivity] = []
+            for ev in page.results or []:
+                occurred = _moment(ev.occurred_at)
+                if occurred is None:
+                    continue
+                ts = epoch_ms(occurred)
+                stamps.append((str(ev.id), ts))
+                if position.done(str(ev.id), ts):
+                    continue
+                props = ev.properties or {}
+                batch.append(
+                    SourceActivity(
+                        crm="hubspot",
+                        object_type=OBJECT,
+                        record_id=str(ev.object_id),
+                        type=source.type,
+                        occurred_at=occurred,
+                        source="hubspot:events",
+                        source_id=str(ev.id),
+                        url=props.get(source.url_property) if source.url_property else None,
+                        name=props.get(source.name_property) if source.name_property else None,
+                    )
+                )
+            advanced = position.advanced(sorted(stamps, key=lambda s: s[1])) if stamps else position
+            if batch or advanced != position:
+                yield batch, advanced.encode()
+            position = advanced
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return
+
+    def _events_call(self, event_type: str, kwargs: dict[str, Any]) -> Any:
+        return self._call(
+            f"reading {event_type} events",
+            f"events:{event_type}",
+            self._events,
+            "get_page",
+            forbidden=EVENTS_FORBIDDEN,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ records and activities
 
     def read(self, record_ids: Sequence[str]) -> list[CrmRecord]:
         return self.read_contacts(record_ids)
@@ -446,22 +603,71 @@ class HubSpotAdapter:
         return found[0] if found else None
 
     def read_contacts(self, ids: Sequence[str], *, by_email: bool = False) -> list[CrmRecord]:
-        """Batch read (100 per call). Ids HubSpot does not know are simply absent from the result."""
-        out: list[CrmRecord] = []
-        for chunk in _chunks(list(ids), BATCH_LIMIT):
-            body = BatchReadInputSimplePublicObjectId(
-                inputs=[{"id": i} for i in chunk],
-                properties=self.read_properties,
-                properties_with_history=[],
-                id_property="email" if by_email else None,
-            )
-            page = self._call(
-                "reading contacts", self._batch.read, batch_read_input_simple_public_object_id=body
-            )
-            out.extend(self._record(obj) for obj in page.results or [])
-        return out
+        """Batch reads of 100, concurrently. Ids HubSpot does not know are simply absent."""
+        chunks = _chunks(list(ids), BATCH_LIMIT)
+        objs = [
+            o
+            for found in self.pool.map(partial(self._contacts_read, by_email=by_email), chunks)
+            for o in found
+        ]
+        if not self.company_fields:
+            return [self._record(o) for o in objs]
+        links = self._associations([str(o.id) for o in objs], ["companies"]).get("companies", {})
+        companies = self._company_values(links, self._read_objects(self._company_reads(links)))
+        return [self._record(o, companies.get(str(o.id))) for o in objs]
 
-    # ------------------------------------------------------------------ activities
+    def _contacts_read(self, chunk: list[str], *, by_email: bool = False) -> list[Any]:
+        body = BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": i} for i in chunk],
+            properties=self.read_properties,
+            properties_with_history=[],
+            id_property="email" if by_email else None,
+        )
+        page = self._call(
+            "reading contacts",
+            "batch_read:contacts",
+            self._batch,
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
+        return list(page.results or [])
+
+    def _hydrate(self, objs: list[Any]) -> tuple[list[CrmRecord], list[SourceActivity]]:
+        """Records (with company fields) and every activity of these contacts, read in bulk.
+
+        Two rounds of concurrent reads, never nested: first associations per object type (1,000
+        contacts per call) together with property history (50 per call); then the engagements
+        and companies those associations point at (100 per call).
+        """
+        ids = [str(o.id) for o in objs]
+        to_types: list[str] = sorted({s.object for s in self.mapping.activities.engagements})
+        if self.company_fields:
+            to_types.append("companies")
+        assoc_calls = _association_calls([(t, cid, None) for t in to_types for cid in ids])
+        history_chunks = _chunks(ids, HISTORY_BATCH_LIMIT) if self.mapping.activities.history else []
+        tasks: list[Callable[[], Any]] = [partial(self._association_call, c) for c in assoc_calls]
+        tasks += [partial(self._history_read, chunk) for chunk in history_chunks]
+        answers = self.pool.map(_run, tasks)
+        links = self._associations_after(to_types, assoc_calls, answers[: len(assoc_calls)])
+        history = self._history_from([o for found in answers[len(assoc_calls) :] for o in found])
+        company_links = links.pop("companies", {})
+        reads = self._engagement_reads(links)
+        reads.update(self._company_reads(company_links))
+        objects = self._read_objects(reads)
+        companies = self._company_values(company_links, objects) if self.company_fields else {}
+        records = [self._record(o, companies.get(str(o.id))) for o in objs]
+        activities = self._engagements_from(links, objects) + history
+        for record in records:
+            activities += self.date_activities(record)
+        return records, activities
+
+    def activities_for(self, records: Sequence[CrmRecord]) -> list[SourceActivity]:
+        """Engagements, property history and date properties of these records (for `explain`)."""
+        ids = [r.record_id for r in records]
+        activities = self.engagement_activities(ids) + self._history_activities(ids)
+        for record in records:
+            activities += self.date_activities(record)
+        return activities
 
     def date_activities(self, record: CrmRecord) -> list[SourceActivity]:
         """One activity per mapped date property that holds a date (deduplicated by its value)."""
@@ -483,69 +689,128 @@ class HubSpotAdapter:
             )
         return out
 
-    def events(
-        self, event_type: str, since: datetime | None, until: datetime | None = None
-    ) -> Iterator[tuple[list[SourceActivity], datetime | None]]:
-        """Events of one type across all contacts, oldest first, after `since` (Enterprise only)."""
-        source = self.mapping.activities.events.types[event_type]
-        after: str | None = None
-        newest = since
-        while True:
-            kwargs: dict[str, Any] = {
-                "object_type": "contact",
-                "event_type": event_type,
-                "limit": EVENTS_PAGE,
-                "sort": ["ASCENDING"],
-            }
-            if since is not None:
-                kwargs["occurred_after"] = since
-            if until is not None:
-                kwargs["occurred_before"] = until
-            if after:
-                kwargs["after"] = after
-            page = self._call(f"reading {event_type} events", self._events.get_page, **kwargs)
-            batch: list[SourceActivity] = []
-            for ev in page.results or []:
-                props = ev.properties or {}
-                occurred = (
-                    ev.occurred_at
-                    if isinstance(ev.occurred_at, datetime)
-                    else parse_hs_time(str(ev.occurred_at))
+    # --- associations
+
+    def _associations(self, contact_ids: list[str], to_types: list[str]) -> dict[str, dict[str, _Links]]:
+        """Contact -> associated ids per object type: 1,000 inputs per call, all types at once."""
+        calls = _association_calls([(t, cid, None) for t in to_types for cid in contact_ids])
+        return self._associations_after(to_types, calls, self.pool.map(self._association_call, calls))
+
+    def _associations_after(
+        self, to_types: list[str], calls: list[_AssocCall], answers: list[list[_AssocResult]]
+    ) -> dict[str, dict[str, _Links]]:
+        """Collect a round's answers, then read further rounds for the contacts whose associations
+        span several pages (per-input `after`)."""
+        found: dict[str, dict[str, list[tuple[str, frozenset[int]]]]] = {t: {} for t in to_types}
+        while calls:
+            pending: list[tuple[str, str, str | None]] = []
+            for (to_type, _chunk), results in zip(calls, answers, strict=True):
+                for cid, targets, after in results:
+                    found[to_type].setdefault(cid, []).extend(targets)
+                    if after:
+                        pending.append((to_type, cid, after))
+            calls = _association_calls(pending)
+            answers = self.pool.map(self._association_call, calls) if calls else []
+        return {
+            t: {cid: _Links(targets) for cid, targets in by_contact.items()}
+            for t, by_contact in found.items()
+        }
+
+    def _association_call(self, call: _AssocCall) -> list[_AssocResult]:
+        to_type, chunk = call
+        body = BatchInputPublicFetchAssociationsBatchRequest(
+            inputs=[PublicFetchAssociationsBatchRequest(id=cid, after=after) for cid, after in chunk]
+        )
+        page = self._call(
+            f"reading contact-{to_type} associations",
+            f"associations:{to_type}",
+            self._assoc,
+            "get_page",
+            from_object_type="contacts",
+            to_object_type=to_type,
+            batch_input_public_fetch_associations_batch_request=body,
+        )
+        out = []
+        for result in page.results or []:
+            targets = [
+                (
+                    str(t.to_object_id),
+                    frozenset(int(a.type_id) for a in (t.association_types or []) if a.type_id),
                 )
-                if occurred is None:
-                    continue
-                if occurred.tzinfo is None:
-                    occurred = occurred.replace(tzinfo=UTC)
-                newest = occurred if newest is None or occurred > newest else newest
-                batch.append(
-                    SourceActivity(
-                        crm="hubspot",
-                        object_type=OBJECT,
-                        record_id=str(ev.object_id),
-                        type=source.type,
-                        occurred_at=occurred,
-                        source="hubspot:events",
-                        source_id=str(ev.id),
-                        url=props.get(source.url_property) if source.url_property else None,
-                        name=props.get(source.name_property) if source.name_property else None,
-                    )
-                )
-            yield batch, newest
-            after = page.paging.next.after if page.paging and page.paging.next else None
-            if not after:
-                return
+                for t in result.to or []
+            ]
+            after = result.paging.next.after if result.paging and result.paging.next else None
+            out.append((str(result._from.id), targets, after))
+        return out
+
+    # --- objects the associations point at
+
+    def _read_objects(
+        self, reads: Mapping[str, tuple[list[str], list[str]]]
+    ) -> dict[str, dict[str, dict[str, str | None]]]:
+        """Batch reads of 100, every chunk of every object type concurrently.
+
+        `reads` maps object type -> (ids, properties); the answer maps type -> id -> properties.
+        """
+        calls = [
+            (t, chunk, props) for t, (ids, props) in reads.items() for chunk in _chunks(ids, BATCH_LIMIT)
+        ]
+        out: dict[str, dict[str, dict[str, str | None]]] = {t: {} for t in reads}
+        for (object_type, _chunk, _props), results in zip(
+            calls, self.pool.map(self._object_read, calls), strict=True
+        ):
+            for obj in results:
+                out[object_type][str(obj.id)] = dict(obj.properties or {})
+        return out
+
+    def _object_read(self, call: tuple[str, list[str], list[str]]) -> list[Any]:
+        object_type, chunk, props = call
+        body = ObjectsBatchReadInput(
+            inputs=[{"id": i} for i in chunk], properties=props, properties_with_history=[]
+        )
+        page = self._call(
+            f"reading {object_type}",
+            f"batch_read:{object_type}",
+            self._objects_batch(object_type),
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
+        return list(page.results or [])
+
+    # --- engagements
 
     def engagement_activities(self, contact_ids: Sequence[str]) -> list[SourceActivity]:
         """Engagements associated with these contacts: associations v4 in bulk, then batch reads."""
+        to_types: list[str] = sorted({s.object for s in self.mapping.activities.engagements})
+        links = self._associations(list(contact_ids), to_types)
+        return self._engagements_from(links, self._read_objects(self._engagement_reads(links)))
+
+    def _engagement_reads(
+        self, links: Mapping[str, Mapping[str, _Links]]
+    ) -> dict[str, tuple[list[str], list[str]]]:
+        """Per engagement type: the ids to read (each once) and the properties the sources need."""
+        props: dict[str, set[str]] = {}
+        for source in self.mapping.activities.engagements:
+            props.setdefault(source.object, set()).update({source.timestamp_property, *source.where})
+        return {
+            t: (
+                sorted({eid for link in links.get(t, {}).values() for eid, _ in link.targets}),
+                sorted(wanted),
+            )
+            for t, wanted in props.items()
+        }
+
+    def _engagements_from(
+        self,
+        links: Mapping[str, Mapping[str, _Links]],
+        objects: Mapping[str, Mapping[str, Mapping[str, str | None]]],
+    ) -> list[SourceActivity]:
         out: list[SourceActivity] = []
         for source in self.mapping.activities.engagements:
-            links = self._associations(contact_ids, source.object)
-            engagement_ids = sorted({eid for eids in links.values() for eid in eids})
-            props = sorted({source.timestamp_property, *source.where})
-            objects = self._read_engagements(source.object, engagement_ids, props)
-            for contact_id, eids in links.items():
-                for eid in eids:
-                    values = objects.get(eid)
+            found = objects.get(source.object, {})
+            for contact_id, link in links.get(source.object, {}).items():
+                for eid, _types in link.targets:
+                    values = found.get(eid)
                     if values is None or any(values.get(k) != v for k, v in source.where.items()):
                         continue
                     moment = parse_hs_time(values.get(source.timestamp_property))
@@ -564,67 +829,259 @@ class HubSpotAdapter:
                     )
         return out
 
-    def _associations(self, contact_ids: Sequence[str], to_type: str) -> dict[str, list[str]]:
-        links: dict[str, list[str]] = {}
-        pending: list[tuple[str, str | None]] = [(cid, None) for cid in contact_ids]
-        while pending:
-            chunk, pending = pending[:ASSOC_BATCH_LIMIT], pending[ASSOC_BATCH_LIMIT:]
-            body = BatchInputPublicFetchAssociationsBatchRequest(
-                inputs=[PublicFetchAssociationsBatchRequest(id=cid, after=after) for cid, after in chunk]
-            )
-            page = self._call(
-                f"reading contact-{to_type} associations",
-                self._assoc.get_page,
-                from_object_type="contacts",
-                to_object_type=to_type,
-                batch_input_public_fetch_associations_batch_request=body,
-            )
-            for result in page.results or []:
-                cid = str(result._from.id)
-                links.setdefault(cid, []).extend(str(t.to_object_id) for t in result.to or [])
-                if result.paging and result.paging.next and result.paging.next.after:
-                    pending.append((cid, result.paging.next.after))
-        return links
+    # --- companies
 
-    def _read_engagements(
-        self, object_type: str, ids: Sequence[str], props: list[str]
+    def _primary_companies(self, links: Mapping[str, _Links]) -> dict[str, str]:
+        """Contact id -> its primary company id (association type 1), else its first company."""
+        primary: dict[str, str] = {}
+        for contact_id, link in links.items():
+            chosen = next((cid for cid, types in link.targets if PRIMARY_COMPANY_TYPE_ID in types), None)
+            if chosen is None and link.targets:
+                chosen = link.targets[0][0]
+            if chosen is not None:
+                primary[contact_id] = chosen
+        return primary
+
+    def _company_reads(self, links: Mapping[str, _Links]) -> dict[str, tuple[list[str], list[str]]]:
+        """The companies not read yet this run (companies are cached per run)."""
+        if not self.company_fields:
+            return {}
+        with self._lock:
+            missing = sorted(
+                {c for c in self._primary_companies(links).values() if c not in self._company_cache}
+            )
+        if not missing:
+            return {}
+        return {"companies": (missing, sorted({spec.property for spec in self.company_fields.values()}))}
+
+    def _company_values(
+        self, links: Mapping[str, _Links], objects: Mapping[str, Mapping[str, Mapping[str, str | None]]]
     ) -> dict[str, dict[str, str | None]]:
-        api = self._engagement_batch.get(object_type)
-        if api is None:
-            api = _guard_json(getattr(self._client.crm.objects, object_type).batch_api)
-            self._engagement_batch[object_type] = api
-        out: dict[str, dict[str, str | None]] = {}
-        for chunk in _chunks(list(ids), BATCH_LIMIT):
-            body = ObjectsBatchReadInput(
-                inputs=[{"id": i} for i in chunk], properties=props, properties_with_history=[]
-            )
-            page = self._call(
-                f"reading {object_type}", api.read, batch_read_input_simple_public_object_id=body
-            )
-            for obj in page.results or []:
-                out[str(obj.id)] = dict(obj.properties or {})
+        """Contact id -> its primary company's mapped properties, through the per-run cache."""
+        primary = self._primary_companies(links)
+        read = objects.get("companies", {})
+        with self._lock:
+            for company_id in set(primary.values()) - set(self._company_cache):
+                self._company_cache[company_id] = dict(read.get(company_id, {}))
+            return {contact: dict(self._company_cache[company]) for contact, company in primary.items()}
+
+    # --- property history
+
+    def _history_activities(self, contact_ids: Sequence[str]) -> list[SourceActivity]:
+        """Mapped property histories as dated activities: batch reads of 50 (HubSpot's limit with
+        `propertiesWithHistory`), concurrently."""
+        if not self.mapping.activities.history or not contact_ids:
+            return []
+        chunks = _chunks(list(contact_ids), HISTORY_BATCH_LIMIT)
+        return self._history_from([o for found in self.pool.map(self._history_read, chunks) for o in found])
+
+    def _history_read(self, chunk: list[str]) -> list[Any]:
+        names = sorted({s.property for s in self.mapping.activities.history})
+        body = BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": i} for i in chunk], properties=["hs_object_id"], properties_with_history=names
+        )
+        page = self._call(
+            "reading contact property history",
+            "batch_read:contacts:history",
+            self._batch,
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
+        return list(page.results or [])
+
+    def _history_from(self, objs: Sequence[Any]) -> list[SourceActivity]:
+        out: list[SourceActivity] = []
+        for obj in objs:
+            histories = obj.properties_with_history or {}
+            for source in self.mapping.activities.history:
+                out += _history_to_activities(str(obj.id), source, histories.get(source.property) or [])
         return out
+
+    # ------------------------------------------------------------------ property definitions
+
+    def property_definition(self, name: str, object_type: str = OBJECT) -> dict[str, Any] | None:
+        """A property's definition from the properties API (None when the portal lacks it), cached per run."""
+        key = f"{object_type}:{name}"
+        with self._lock:
+            if key in self._definitions:
+                return self._definitions[key]
+        found = self._call(
+            f"reading the {object_type} property {name}",
+            "properties",
+            self._properties,
+            "get_by_name",
+            object_type=object_type,
+            property_name=name,
+            missing_ok=True,
+        )
+        definition = found.to_dict() if found is not None else None
+        with self._lock:
+            self._definitions[key] = definition
+        return definition
+
+    def list_properties(self, object_type: str) -> dict[str, dict[str, Any]]:
+        """All property definitions of an object type (one call), by name."""
+        page = self._call(
+            f"listing {object_type} properties",
+            "properties",
+            self._properties,
+            "get_all",
+            object_type=object_type,
+        )
+        return {str(p.name): p.to_dict() for p in page.results or []}
+
+    def event_types(self) -> set[str]:
+        """Event type names the portal knows (HubSpot lists every type, used or not)."""
+        answer = self._call(
+            "listing event types", "events:types", self._events, "get_types", forbidden=EVENTS_FORBIDDEN
+        )
+        return {str(name) for name in (answer.event_types or [])}
+
+    def _stage_rank(self) -> dict[str, int]:
+        definition = self.property_definition(self.mapping.stage.property) or {}
+        options = definition.get("options") or []
+        return {
+            str(o.get("value")): int(o["display_order"]) if o.get("display_order") is not None else i
+            for i, o in enumerate(options)
+        }
 
     # ------------------------------------------------------------------ writes
 
     def apply(self, intents: Sequence[WriteIntent]) -> list[WriteResult]:
-        """Send changes in batches of 100; one result per intent, failures with HubSpot's message."""
-        results: list[WriteResult] = []
-        for chunk in _chunks(list(intents), BATCH_LIMIT):
-            results.extend(self._update_batch(chunk))
-        return results
+        """Send changes in batches of 100, concurrently; one result per intent, in order.
 
-    def _update_batch(self, chunk: list[WriteIntent]) -> list[WriteResult]:
-        for intent in chunk:
-            unowned = set(intent.changes) - set(self.owned_properties)
+        A `lifecyclestage` moving backwards is sent in the documented order — cleared in one
+        request, set in a second, then read back — when the mapping allows it, and refused with a
+        message naming the setting when it does not. The stage's reason and date properties
+        (`stage_reason`, `stage_date`), which the diff puts in the same intent, go with the set.
+        """
+        owned = set(self.owned_properties)
+        for intent in intents:
+            unowned = set(intent.changes) - owned
             if unowned:
                 raise FatalError(f"refusing to write properties the mapping does not own: {sorted(unowned)}")
+        prepared = list(intents)
+        backwards = self._backwards(prepared)
+        results: dict[int, WriteResult] = {}
+        forward = [i for i in range(len(prepared)) if i not in backwards]
+        for index, result in zip(forward, self._update_all([prepared[i] for i in forward]), strict=True):
+            results[index] = result
+        moving = [i for i in backwards if self.mapping.stage.allow_backwards]
+        for index in backwards:
+            if index not in moving:
+                results[index] = self._refuse_backwards(prepared[index])
+        for index, result in zip(moving, self._move_backwards([prepared[i] for i in moving]), strict=True):
+            results[index] = result
+        return [results[i] for i in range(len(prepared))]
+
+    def _backwards(self, intents: Sequence[WriteIntent]) -> list[int]:
+        """Indexes of intents that move the stage backwards in the portal's stage order."""
+        prop = self.mapping.stage.property
+        candidates = [
+            i for i, it in enumerate(intents) if it.changes.get(prop) and (it.before.get(prop) or "").strip()
+        ]
+        if not candidates:
+            return []
+        rank = self._stage_rank()
+        out = []
+        for index in candidates:
+            old, new = (intents[index].before.get(prop) or "").strip(), intents[index].changes[prop]
+            if old in rank and new in rank and rank[new] < rank[old]:
+                out.append(index)
+        return out
+
+    def _refuse_backwards(self, intent: WriteIntent) -> WriteResult:
+        prop = self.mapping.stage.property
+        return WriteResult(
+            intent=intent,
+            ok=False,
+            error=(
+                f"{prop} would move backwards from {intent.before.get(prop)!r} to {intent.changes[prop]!r}; "
+                "HubSpot only moves it forward. Set stage.allow_backwards: true in hubspot.yaml to let the "
+                "connector clear it and set it again"
+            ),
+        )
+
+    def _move_backwards(self, intents: list[WriteIntent]) -> list[WriteResult]:
+        """Clear the stage (with the other changes) in one request, set it in a second, read it back."""
+        if not intents:
+            return []
+        stage = self.mapping.stage
+        companions = {ref.property for ref in (self.mapping.stage_reason, self.mapping.stage_date) if ref}
+        clears = [
+            dataclasses.replace(
+                i, changes={**{k: v for k, v in i.changes.items() if k not in companions}, stage.property: ""}
+            )
+            for i in intents
+        ]
+        results: dict[str, WriteResult] = {}
+        cleared = []
+        for intent, result in zip(intents, self._update_all(clears), strict=True):
+            if result.ok:
+                cleared.append(intent)
+            else:
+                results[intent.record_id] = WriteResult(intent=intent, ok=False, error=result.error)
+        sets = [
+            dataclasses.replace(
+                i, changes={k: v for k, v in i.changes.items() if k == stage.property or k in companions}
+            )
+            for i in cleared
+        ]
+        placed = []
+        for intent, result in zip(cleared, self._update_all(sets), strict=True):
+            if result.ok:
+                placed.append(intent)
+            else:
+                results[intent.record_id] = WriteResult(
+                    intent=intent,
+                    ok=False,
+                    error=f"{stage.property} was cleared but setting it failed ({result.error}); "
+                    "the next run sets it again",
+                )
+        shown = {
+            r.record_id: r.owned.get(stage.property)
+            for r in self.read_contacts([i.record_id for i in placed])
+        }
+        for intent in placed:
+            want = intent.changes[stage.property]
+            if shown.get(intent.record_id) == want:
+                results[intent.record_id] = WriteResult(intent=intent, ok=True)
+            else:
+                results[intent.record_id] = WriteResult(
+                    intent=intent,
+                    ok=False,
+                    error=f"HubSpot shows {stage.property}={shown.get(intent.record_id)!r} after clearing it "
+                    f"and setting {want!r}",
+                )
+        return [results[i.record_id] for i in intents]
+
+    def _update_all(self, intents: list[WriteIntent]) -> list[WriteResult]:
+        """Every batch runs to its end even when the daily budget runs out meanwhile: what landed
+        is handed over with the stop (`DailyLimitExhausted.done`), so it can be recorded."""
+        outcomes = self.pool.map(self._update_batch_or_stop, _chunks(intents, BATCH_LIMIT))
+        results = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
+        stops = [outcome for outcome in outcomes if isinstance(outcome, DailyLimitExhausted)]
+        if stops:
+            raise DailyLimitExhausted(stops[0].message, detail=stops[0].detail, done=results)
+        return results
+
+    def _update_batch_or_stop(self, chunk: list[WriteIntent]) -> list[WriteResult] | DailyLimitExhausted:
+        try:
+            return self._update_batch(chunk)
+        except DailyLimitExhausted as stop:
+            return stop
+
+    def _update_batch(self, chunk: list[WriteIntent]) -> list[WriteResult]:
         body = BatchInputSimplePublicObjectBatchInput(
             inputs=[SimplePublicObjectBatchInput(id=i.record_id, properties=dict(i.changes)) for i in chunk]
         )
         try:
             response = self._call(
-                "updating contacts", self._batch.update, batch_input_simple_public_object_batch_input=body
+                "updating contacts",
+                "batch_update:contacts",
+                self._batch,
+                "update",
+                batch_input_simple_public_object_batch_input=body,
             )
         except FatalError as exc:
             # A whole-batch 400 names no record: split to find the bad one, keep the rest.
@@ -646,6 +1103,52 @@ class HubSpotAdapter:
             else:
                 results.append(WriteResult(intent=intent, ok=True))
         return results
+
+
+def _run(task: Callable[[], T]) -> T:
+    return task()
+
+
+def _history_to_activities(
+    record_id: str, source: HistorySource, entries: Sequence[Any]
+) -> list[SourceActivity]:
+    """One activity per change of the value (or n per counter increase of n), at the change's time."""
+    dated = sorted(
+        ((m, str(e.value or "")) for e in entries if (m := _moment(e.timestamp)) is not None),
+        key=lambda x: x[0],
+    )
+    out: list[SourceActivity] = []
+    previous = 0.0
+    for moment, value in dated:
+        base = f"{record_id}:{source.property}:{epoch_ms(moment)}"
+        if source.counter:
+            try:
+                count = float(value)
+            except ValueError:
+                continue
+            increase, previous = int(max(0.0, count - previous)), count
+            out += [
+                _history_activity(record_id, source, moment, f"{base}:{n}", None) for n in range(increase)
+            ]
+        elif value:
+            out.append(_history_activity(record_id, source, moment, base, value))
+    return out
+
+
+def _history_activity(
+    record_id: str, source: HistorySource, moment: datetime, source_id: str, value: str | None
+) -> SourceActivity:
+    return SourceActivity(
+        crm="hubspot",
+        object_type=OBJECT,
+        record_id=record_id,
+        type=source.type,
+        occurred_at=moment,
+        source=f"hubspot:history:{source.property}",
+        source_id=source_id,
+        url=value if source.value_as == "url" else None,
+        name=value if source.value_as == "name" else None,
+    )
 
 
 def _guard_json(api: T) -> T:
@@ -691,6 +1194,5 @@ def _written(response: Any, record_id: str) -> bool:
     return any(str(getattr(r, "id", "")) == record_id for r in getattr(response, "results", None) or [])
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

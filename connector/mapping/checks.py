@@ -388,6 +388,8 @@ def _check_activity_types(doc: Document, hubspot: HubSpotMapping, criteria: Crit
         require_known(
             doc, ("activities", "date_properties", index, "type"), date_property.type, known, "activity type"
         )
+    for index, history in enumerate(activities.history):
+        require_known(doc, ("activities", "history", index, "type"), history.type, known, "activity type")
 
 
 # --------------------------------------------------------------------------- salesforce.yaml

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
@@ -232,6 +232,25 @@ class ValueMap(StrictModel):
     values: dict[str, str]
 
 
+class HubSpotFieldSpec(FieldSpec):
+    """A person field read from the contact, or from the contact's primary company.
+
+    Company values are read once per company per run (associations v4, then batch reads), so a
+    thousand contacts of one company cost one company read.
+    """
+
+    object: Literal["contact", "company"] = "contact"
+
+
+class StageMap(ValueMap):
+    """The stage property and its values. HubSpot only moves `lifecyclestage` forward:
+    `allow_backwards: true` lets the connector move it back (e.g. a recycle to an earlier stage)
+    by clearing it in one request and setting it in a second, then reading it back; otherwise a
+    backward move is refused and reported."""
+
+    allow_backwards: bool = False
+
+
 class LeadStatusMap(ValueMap):
     """The lead status property. `protected` lists CRM values Sales owns (e.g. "Closed - Converted"):
     a record showing one (any case) is left alone entirely: no stage, status, owner or reason write.
@@ -282,10 +301,33 @@ class DatePropertySource(StrictModel):
     type: str
 
 
+class HistorySource(StrictModel):
+    """A contact property's history (`propertiesWithHistory`) read as dated activities.
+
+    The source for portals without the Events API (below Enterprise): every change of the property
+    becomes one activity at the time of the change. `counter: true` reads a counter such as
+    `hs_analytics_num_page_views` (an increase by n is n activities); `value_as` keeps the changed
+    value as the activity's `name` (e.g. `recent_conversion_event_name`, the form submitted) or
+    `url` (e.g. `hs_analytics_last_url`), which signals' name/url patterns then read.
+    """
+
+    property: str
+    type: str
+    counter: bool = False
+    value_as: Literal["name", "url"] | None = None
+
+    @model_validator(mode="after")
+    def _counter_has_no_value(self) -> HistorySource:
+        if self.counter and self.value_as is not None:
+            raise ValueError("a counter's history holds numbers: remove value_as or counter")
+        return self
+
+
 class HubSpotActivities(StrictModel):
     events: EventsSource = Field(default_factory=EventsSource)
     engagements: list[EngagementSource] = Field(default_factory=list)
     date_properties: list[DatePropertySource] = Field(default_factory=list)
+    history: list[HistorySource] = Field(default_factory=list)
 
 
 class SalesforceLinks(StrictModel):
@@ -298,8 +340,8 @@ class SalesforceLinks(StrictModel):
 class HubSpotMapping(StrictModel):
     tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
     object: Literal["contacts"] = "contacts"
-    fields: dict[str, FieldSpec]
-    stage: ValueMap
+    fields: dict[str, HubSpotFieldSpec]
+    stage: StageMap
     lead_status: LeadStatusMap | None = None
     owner: OwnerSpec | None = None
     stage_reason: PropertyRef | None = Field(

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
 import json
 import logging
 import os
+import random
 import socket
 import struct
+import threading
 import time
 import uuid
 from collections import deque
@@ -41,17 +45,18 @@ from connector.sandbox.hubspot_search import (
     MAX_RESULTS,
     Kind,
     SearchError,
+    compile_matcher,
     instant,
     kind_of,
     order,
     parse_search_request,
     query_matches,
-    record_matches,
 )
 from connector.sandbox.hubspot_store import (
     HubSpotStore,
     LoggedRequest,
     default_contact_properties,
+    default_object_properties,
     hs_datetime,
 )
 from connector.sandbox.server import Breakage, BreakageKind, Faults, ForcedResponse, Hook
@@ -212,6 +217,8 @@ class RateLimits:
     ten_secondly: int | None = None
     search_per_second: int | None = None
     daily: int | None = None
+    headers: bool = True
+    """Send X-HubSpot-RateLimit-* headers (private apps get them; OAuth apps do not, api-facts §5)."""
 
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
@@ -250,13 +257,15 @@ class _Limiter:
         if search_limit is not None and not _admit(self._search, now, 1.0, search_limit):
             return Reply(429, rate_limit_body("SECONDLY"), {"Retry-After": "1"})
         if burst_limit is not None and not _admit(self._burst, now, 10.0, burst_limit):
-            return Reply(429, rate_limit_body("TEN_SECONDLY_ROLLING"), self._headers())
+            headers = self._headers() if self.limits.headers else {}
+            return Reply(429, rate_limit_body("TEN_SECONDLY_ROLLING"), headers)
         self._daily += 1
         return None
 
     def headers(self, path: str) -> dict[str, str]:
-        """X-HubSpot-RateLimit-* headers for a successful call (not sent on search responses)."""
-        return {} if path.endswith("/search") else self._headers()
+        """X-HubSpot-RateLimit-* headers for a successful call (not sent on search responses, nor
+        at all with `RateLimits(headers=False)`, as for OAuth apps)."""
+        return {} if path.endswith("/search") or not self.limits.headers else self._headers()
 
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -372,6 +381,7 @@ class HubSpotEmulator:
 
     `clock` dates writes (`lastmodifieddate`) and batch timestamps; `sleep` is what latency faults
     sleep through; `monotonic` drives the optional `RateLimits`. Inject all three in tests.
+    `tie_seed` makes the order among equal sort values arbitrary (HubSpot documents none).
     A store without a contact property catalogue gets HubSpot's defaults, so validation and the
     properties API have something real to work from.
     """
@@ -384,13 +394,30 @@ class HubSpotEmulator:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         limits: RateLimits | None = None,
+        tie_seed: int | None = None,
     ) -> None:
         self.store = store
         self.faults = Faults(sleep=sleep)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._limiter = _Limiter(limits or RateLimits(), monotonic)
+        self._limit_lock = threading.Lock()
+        self._monotonic = monotonic
+        self._failure_rate = 0.0
+        self._failure_rng = random.Random(0)
+        self._failure_status = 503
+        self._failure_prefix = ""
+        self._tie_key: Callable[[str], Any] | None = None
+        if tie_seed is not None:
+
+            @functools.lru_cache(maxsize=1 << 18)
+            def tie_key(object_id: str) -> bytes:
+                return hashlib.blake2b(f"{tie_seed}:{object_id}".encode(), digest_size=8).digest()
+
+            self._tie_key = tie_key
         with store.lock:
             store.properties.setdefault("contacts", default_contact_properties())
+            for object_type, catalogue in default_object_properties().items():
+                store.properties.setdefault(object_type, catalogue)
 
     # --- fault knobs ------------------------------------------------------------------------------
 
@@ -434,6 +461,24 @@ class HubSpotEmulator:
                 status, body if body is not None else default.body(), {}, path_prefix, method, times
             )
         )
+
+    def random_failures(self, rate: float, *, seed: int, status: int = 503, path_prefix: str = "") -> None:
+        """Answer each matching request with `status` at probability `rate`, drawn from a generator
+        seeded with `seed` (a benchmark's 5xx storm is the same on every run). 0 switches it off."""
+        with self.store.lock:
+            self._failure_rate = rate
+            self._failure_rng = random.Random(seed)
+            self._failure_status = status
+            self._failure_prefix = path_prefix
+
+    def _random_failure(self, path: str) -> Reply | None:
+        with self.store.lock:
+            if not self._failure_rate or not path.startswith(self._failure_prefix):
+                return None
+            if self._failure_rng.random() >= self._failure_rate:
+                return None
+        error = ApiError(self._failure_status, "INTERNAL_ERROR", f"Simulated HTTP {self._failure_status}")
+        return Reply(self._failure_status, error.body())
 
     def break_transport(
         self,
@@ -520,31 +565,46 @@ class HubSpotEmulator:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Reply:
+        """Gate (token, rate limits) on arrival, then the latency, then the answer.
+
+        HubSpot counts a request against its limits when its edge receives it, before the backend
+        spends any time on it; so does the emulator. Counting after the injected latency (or after
+        waiting for the portal lock behind a slow search) would bunch requests that arrived apart.
+        """
         # The SDK calls "/crm/v3/owners/" and "/events/v3/events/"; HubSpot serves both spellings.
         path = request.path.rstrip("/") or "/"
+        arrived = self._monotonic()
+        forced = self.faults.take(request.method, path)
+        gated = None if forced is not None else self._gate(request, path)
         self.faults.wait(path)
         body, body_error = _parse_body(request)
-        forced = self.faults.take(request.method, path)
         if forced is not None:
             reply = Reply(forced.status, forced.body, dict(forced.headers))
+        elif gated is not None:
+            reply = gated
         else:
-            reply = self._answer(request, path, body, body_error)
-        self._log(request, path, body, reply)
+            reply = self._random_failure(path) or self._answer(request, path, body, body_error)
+        self._log(request, path, body, reply, arrived)
         return reply
+
+    def _gate(self, request: Request, path: str) -> Reply | None:
+        """The 401 or 429 this request gets on arrival, or None to let it through."""
+        try:
+            self._authenticate(request)
+        except ApiError as error:
+            return Reply(error.status, error.body())
+        with self._limit_lock:
+            return self._limiter.check(path)
 
     def _answer(self, request: Request, path: str, body: Any, body_error: ApiError | None) -> Reply:
         try:
-            self._authenticate(request)
-            with self.store.lock:
-                limited = self._limiter.check(path)
-            if limited is not None:
-                return limited
             if body_error is not None:
                 raise body_error
             endpoint, args = self._match(path, request.method)
             handler: Callable[..., Reply] = getattr(self, f"_{endpoint}")
             with self.store.lock:  # one request at a time mutates the portal (the server is threaded)
                 reply = handler(request, body, **args)
+            with self._limit_lock:
                 reply.headers.update(self._limiter.headers(path))
             return reply
         except ApiError as error:
@@ -578,14 +638,16 @@ class HubSpotEmulator:
                 401, "INVALID_AUTHENTICATION", "The access token provided is invalid or has been revoked."
             )
 
-    def _log(self, request: Request, path: str, body: Any, reply: Reply) -> None:
+    def _log(self, request: Request, path: str, body: Any, reply: Reply, arrived: float) -> None:
+        keep = self.store.log_bodies
         entry = LoggedRequest(
             method=request.method,
             path=path,
-            query={k: list(v) for k, v in request.args.lists()},
-            body=body,
+            query={k: list(v) for k, v in request.args.lists()} if keep else {},
+            body=body if keep else None,
             status=reply.status,
-            response=reply.body,
+            response=reply.body if keep else None,
+            at=arrived,
         )
         with self.store.lock:
             self.store.requests.append(entry)
@@ -617,7 +679,10 @@ class HubSpotEmulator:
     def _modified_property(self, object_type: str) -> str:
         return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
 
-    def _values(self, object_id: str, props: Mapping[str, str | None]) -> dict[str, str | None]:
+    def _values(self, object_id: str, props: Mapping[str, str | None]) -> Mapping[str, str | None]:
+        """The record's properties with `hs_object_id` (a copy only when the seed left it out)."""
+        if props.get("hs_object_id") == object_id:
+            return props
         return {**props, "hs_object_id": object_id}
 
     def _find(self, object_type: str, key: str, id_property: str | None) -> str | None:
@@ -713,15 +778,15 @@ class HubSpotEmulator:
         records = [(i, self._values(i, p)) for i, p in self._objects(object_type).items()]
         searchable = CONTACT_QUERY_PROPERTIES if object_type == "contacts" else None
         try:
+            matches = compile_matcher(search.groups, kinds)
             matched = [
                 (i, p)
                 for i, p in records
-                if record_matches(search.groups, p, kinds)
-                and query_matches(search.query, p, searchable or list(p))
+                if matches(p) and query_matches(search.query, p, searchable or list(p))
             ]
         except SearchError as error:
             raise validation_error(str(error)) from None
-        ranked = order(matched, search.sort, self._created_property(object_type), kinds)
+        ranked = order(matched, search.sort, self._created_property(object_type), kinds, self._tie_key)
         end = min(search.offset + search.limit, len(ranked), MAX_RESULTS)
         payload: dict[str, Any] = {
             "total": len(ranked),
@@ -774,14 +839,25 @@ class HubSpotEmulator:
         """Apply each valid input; report the rest per record (207), like a multi-status batch.
 
         Whether real batch/update answers a bad value with a 207 or a whole-batch 400 is unconfirmed
-        (api-facts §1.4); the emulator takes the harder case for clients: valid inputs are applied
-        and failures are reported per record, so an adapter must read `errors[]` on a 2xx.
+        (api-facts §1.4); by default the emulator takes the harder case for clients: valid inputs
+        are applied and failures are reported per record, so an adapter must read `errors[]` on a
+        2xx. `store.batch_all_or_nothing` switches to the other documented shape: one invalid value
+        fails the whole batch with a 400 that names no record, and nothing is applied.
         """
         object_type = self._object_type(object_type)
         started = hs_datetime(self._clock())
         inputs = _batch_inputs(_body_object(body), BATCH_LIMIT)
         updates = [_update_input(item) for item in inputs]
         _refuse_duplicates([key for key, _, _, _ in updates])
+        if self.store.batch_all_or_nothing:
+            invalid = [
+                problem for _, _, values, _ in updates for problem in self._problems(object_type, values)
+            ]
+            if invalid:
+                raise validation_error(
+                    "Property values were not valid: " + json.dumps(invalid, separators=(",", ":")),
+                    errors=[{"message": p["message"], "code": p["error"], "in": p["name"]} for p in invalid],
+                )
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         missing: list[str] = []
@@ -1046,8 +1122,24 @@ class HubSpotEmulator:
 
         `occurredAfter` is inclusive and `occurredBefore` exclusive (half-open windows, the
         emulator's choice: the docs do not say), so consecutive windows neither overlap nor miss.
+        A portal without the Events API (`store.events_api` False: below Enterprise) answers 403
+        MISSING_SCOPES (the emulator's choice; HubSpot documents the tier, not the error).
         """
+        self._require_events_api()
         selected = [e for e in self.store.events if self._event_selected(request, e)]
+        return self._events_page(request, selected)
+
+    def _require_events_api(self) -> None:
+        if not self.store.events_api:
+            raise ApiError(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call. "
+                "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+                errors=[{"message": "The Events API requires an Enterprise subscription"}],
+            )
+
+    def _events_page(self, request: Request, selected: list[dict[str, Any]]) -> Reply:
         descending = any(s.upper() in ("DESCENDING", "-OCCURREDAT") for s in _query_list(request, "sort"))
         selected.sort(
             key=lambda e: (instant(str(e["occurredAt"])), _numeric_id(str(e["id"]))), reverse=descending
@@ -1097,6 +1189,7 @@ class HubSpotEmulator:
         return True
 
     def _event_types(self, request: Request, body: Any) -> Reply:
+        self._require_events_api()
         names = {str(e.get("eventType")) for e in self.store.events} | {"e_visited_page"}
         return Reply(200, {"eventTypes": sorted(names)})
 
@@ -1268,10 +1361,20 @@ def _typed_value_problem(name: str, value: str, type_: Any) -> dict[str, Any] | 
         return _problem(name, "INVALID_BOOLEAN", f"{value} was not a valid boolean (true or false).")
     elif type_ in ("datetime", "date"):
         try:
-            instant(value)
+            moment = instant(value)
         except ValueError:
             return _problem(
                 name, "INVALID_DATE", f"{value} was not a valid date (epoch milliseconds or ISO-8601)."
+            )
+        if type_ == "date" and (moment.hour, moment.minute, moment.second, moment.microsecond) != (
+            0,
+            0,
+            0,
+            0,
+        ):
+            # HubSpot: date properties store a day; values must be at midnight UTC.
+            return _problem(
+                name, "INVALID_DATE", f"{value} is not at midnight UTC, as a date property needs."
             )
     return None
 

@@ -16,6 +16,7 @@ HubSpot's documented ones (api-facts §1.2, HS-SEARCH):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -224,7 +225,10 @@ def instant(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _comparable(kind: Kind, value: str) -> Any:
+    """`value` converted for comparison as `kind`. Pure, so memoised: a search compares every
+    stored record, and a portal of 100,000 contacts repeats the same few timestamps and ids."""
     if kind in ("datetime", "date"):
         return instant(value)
     if kind == "number":
@@ -329,6 +333,43 @@ def record_matches(groups: Sequence[Sequence[Filter]], props: Props, kinds: Call
     return any(all(filter_matches(f, props, kinds(f.property_name)) for f in group) for group in groups)
 
 
+def compile_matcher(
+    groups: Sequence[Sequence[Filter]], kinds: Callable[[str], Kind]
+) -> Callable[[Props], bool]:
+    """`record_matches` as one predicate, with every comparison operand converted once.
+
+    Same semantics; a search scans every stored record, so the operand conversion and the
+    per-filter dispatch are hoisted out of that loop (a 100,000-contact portal stays fast).
+    """
+    if not groups:
+        return lambda _props: True
+    compiled = [[_compile_filter(f, kinds(f.property_name)) for f in group] for group in groups]
+    return lambda props: any(all(check(props) for check in group) for group in compiled)
+
+
+def _compile_filter(f: Filter, kind: Kind) -> Callable[[Props], bool]:
+    op = f.operator
+    if op not in _COMPARE and op != "BETWEEN":
+        return lambda props: filter_matches(f, props, kind)
+    want = _typed(kind, f.value or "", f.property_name)
+    high = _typed(kind, f.high_value or "", f.property_name) if op == "BETWEEN" else None
+    compare = _COMPARE.get(op)
+    name, negate = f.property_name, op == "NEQ"
+
+    def check(props: Props) -> bool:
+        raw = props.get(name)
+        if raw is None or raw == "":
+            return negate
+        have = _stored(kind, raw)
+        try:
+            hit = bool(want <= have <= high) if compare is None else compare(have, want)
+        except TypeError:
+            hit = False
+        return not hit if negate else hit
+
+    return check
+
+
 def query_matches(query: str | None, props: Props, searchable: Sequence[str]) -> bool:
     """Free-text `query`: every word must prefix a token of one of the searchable properties."""
     if not query:
@@ -353,12 +394,19 @@ def order(
     sort: Sort | None,
     created_property: str,
     kinds: Callable[[str], Kind],
+    tie_key: Callable[[str], Any] | None = None,
 ) -> list[tuple[str, Props]]:
-    """Records in result order: by `sort`, else by creation date; ties by id ascending, and records
-    without a value for the sort property last in either direction."""
+    """Records in result order: by `sort`, else by creation date; ties by id ascending (or by
+    `tie_key(id)`), and records without a value for the sort property last in either direction.
+
+    HubSpot documents no order among equal sort values; `tie_key` lets a test make it arbitrary
+    (but stable across pages, as paging needs) so clients cannot come to rely on id order.
+    """
     chosen = sort or Sort(created_property)
     kind = kinds(chosen.property_name)
     by_id = sorted(records, key=lambda item: int(item[0]) if item[0].isdigit() else 0)
+    if tie_key is not None:
+        by_id.sort(key=lambda item: tie_key(item[0]))
     with_value = [r for r in by_id if r[1].get(chosen.property_name) not in (None, "")]
     without = [r for r in by_id if r[1].get(chosen.property_name) in (None, "")]
     # sorted() is stable, also with reverse=True, so equal values keep ascending id order.

@@ -35,6 +35,8 @@ class LoggedRequest:
     body: Any
     status: int
     response: Any = None
+    at: float = 0.0
+    """When the request arrived (the emulator's monotonic clock; where limits count it)."""
 
 
 @dataclass
@@ -56,6 +58,12 @@ class HubSpotStore:
     # the token the emulator accepts as "Authorization: Bearer <token>"
     access_token: str = "sandbox-token"  # noqa: S105 - a fixed sandbox token, not a secret
     requests: list[LoggedRequest] = field(default_factory=list)
+    # False for a portal below Enterprise: the Events API answers 403
+    events_api: bool = True
+    # True: one invalid value fails a whole batch update with a 400 (see HubSpotEmulator._batch_update)
+    batch_all_or_nothing: bool = False
+    # False keeps only method, path and status per request (benchmarks with 100,000s of requests)
+    log_bodies: bool = True
     lock: threading.RLock = field(default_factory=threading.RLock)
     # object type -> id -> property -> [ValueWithTimestamp dicts {value, timestamp, sourceType, ...}],
     # newest first, as `propertiesWithHistory` returns them. The emulator appends on every applied
@@ -261,3 +269,69 @@ def default_contact_properties() -> dict[str, dict[str, Any]]:
         description="The owner of a contact. This can be any HubSpot user or Salesforce integration user.",
     )
     return catalogue
+
+
+def default_object_properties() -> dict[str, dict[str, dict[str, Any]]]:
+    """Default property definitions of companies and engagement objects (properties API, and which
+    properties a read returns). Names and types follow HubSpot's defaults for each object."""
+    common = [
+        ("hs_object_id", "Record ID", "number", "number", True),
+        ("hs_createdate", "Create Date", "datetime", "date", True),
+        ("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", True),
+        ("hubspot_owner_id", "Owner", "enumeration", "select", False),
+    ]
+    engagement = [*common, ("hs_timestamp", "Activity date", "datetime", "date", False)]
+    per_type: dict[str, list[tuple[str, str, str, str, bool]]] = {
+        "companies": [
+            *common,
+            ("name", "Company name", "string", "text", False),
+            ("domain", "Company Domain Name", "string", "text", False),
+            ("industry", "Industry", "enumeration", "select", False),
+            ("numberofemployees", "Number of Employees", "number", "number", False),
+            ("annualrevenue", "Annual Revenue", "number", "number", False),
+            ("country", "Country/Region", "string", "text", False),
+            ("createdate", "Create Date", "datetime", "date", True),
+        ],
+        "emails": [
+            *engagement,
+            ("hs_email_direction", "Email direction", "enumeration", "select", False),
+            ("hs_email_subject", "Email subject", "string", "text", False),
+            ("hs_email_text", "Email body", "string", "textarea", False),
+            ("hs_email_status", "Email send status", "enumeration", "select", False),
+        ],
+        "meetings": [
+            *engagement,
+            ("hs_meeting_title", "Meeting name", "string", "text", False),
+            ("hs_meeting_outcome", "Meeting outcome", "enumeration", "select", False),
+            ("hs_meeting_start_time", "Start time", "datetime", "date", False),
+            ("hs_meeting_end_time", "End time", "datetime", "date", False),
+            ("hs_meeting_location", "Location", "string", "text", False),
+        ],
+        "calls": [
+            *engagement,
+            ("hs_call_title", "Call title", "string", "text", False),
+            ("hs_call_body", "Call notes", "string", "textarea", False),
+            ("hs_call_direction", "Call direction", "enumeration", "select", False),
+            ("hs_call_status", "Call status", "enumeration", "select", False),
+            ("hs_call_duration", "Call duration", "number", "number", False),
+            ("hs_call_disposition", "Call outcome", "enumeration", "select", False),
+        ],
+        "notes": [*engagement, ("hs_note_body", "Note body", "string", "textarea", False)],
+        "tasks": [
+            *engagement,
+            ("hs_task_subject", "Task title", "string", "text", False),
+            ("hs_task_status", "Task status", "enumeration", "select", False),
+        ],
+        "communications": [
+            *engagement,
+            ("hs_communication_channel_type", "Channel type", "enumeration", "select", False),
+            ("hs_communication_body", "Body", "string", "textarea", False),
+        ],
+    }
+    return {
+        object_type: {
+            name: property_definition(name, label, t, ft, group=object_type, read_only=read_only)
+            for name, label, t, ft, read_only in definitions
+        }
+        for object_type, definitions in per_type.items()
+    }

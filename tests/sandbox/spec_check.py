@@ -28,6 +28,7 @@ SPEC_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "hu
 # path prefix -> spec file that documents it
 SPEC_FILES = {
     "/crm/v3/objects/contacts": "contacts.json",
+    "/crm/v3/objects/companies": "companies.json",
     "/crm/v3/objects/emails": "emails.json",
     "/crm/v3/objects/calls": "calls.json",
     "/crm/v3/objects/meetings": "meetings.json",

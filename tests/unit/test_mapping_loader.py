@@ -325,7 +325,8 @@ CASES = {
         "tier: enterprise",
         "tier: professional",
         "Events API needs Enterprise",
-        marker="true",
+        marker="enabled: true",
+        shift=len("enabled: "),
         hint="activities.events.enabled: false",
     ),
     "unknown activity type in hubspot.yaml": Case(
