@@ -50,6 +50,7 @@ from connector.crm.hubspot_errors import headers_of, status_of, translate
 from connector.crm.pacing import Kind, Pacer, PacingLimits
 from connector.crm.retry import RetryPolicy
 from connector.errors import ConfigError, DailyLimitExhausted, FatalError, RateLimited
+from connector.lifecycle.identity import salesforce_id_18
 from connector.mapping.schema import HistorySource, HubSpotMapping
 from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
 from connector.observability import redact
@@ -320,7 +321,7 @@ class HubSpotAdapter:
             return ()
         out: list[tuple[Crm, str, str]] = []
         for object_type, prop in (("Lead", links.lead), ("Contact", links.contact)):
-            value = (props.get(prop) or "").strip() if prop else ""
+            value = salesforce_id_18(props.get(prop)) if prop else None
             if value:
                 out.append(("salesforce", object_type, value))
         return tuple(out)

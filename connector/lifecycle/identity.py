@@ -39,6 +39,31 @@ def normalize_email(raw: str | None) -> str | None:
     return text
 
 
+_ID_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def salesforce_id_18(raw: str | None) -> str | None:
+    """The 18-character, case-insensitive form of a Salesforce record id, or None if it is not one.
+
+    Salesforce's own APIs answer 18-character ids, but people and older integrations paste the
+    15-character form (what the Salesforce UI shows in URLs) into HubSpot's link properties. The two
+    differ only by a checksum suffix that encodes which of the 15 characters are upper case, so a
+    link written either way must resolve to the same record; anything else (spaces, "n/a", wrong
+    length) is no id and links nothing.
+    """
+    text = (raw or "").strip()
+    if len(text) not in (15, 18) or not text.isascii() or not text.isalnum():
+        return None
+    base = text[:15]
+    suffix = ""
+    for chunk in range(3):
+        bits = sum(1 << i for i, char in enumerate(base[chunk * 5 : chunk * 5 + 5]) if "A" <= char <= "Z")
+        suffix += _ID_SUFFIX_ALPHABET[bits]
+    if len(text) == 18 and text[15:].upper() != suffix:
+        return None
+    return base + suffix
+
+
 def email_domain(email: str | None) -> str:
     """The domain of a (possibly unnormalised) address, "" when there is none.
 

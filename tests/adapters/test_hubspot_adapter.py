@@ -131,6 +131,18 @@ def test_incremental_pull_reads_only_what_changed_since_the_cursor(small, sleeps
     assert ids == [str(1000 + i) for i in range(240, 250)]  # >= cursor: the record at the cursor comes again
 
 
+def test_salesforce_links_in_15_character_form_are_read_as_18(small, sleeps) -> None:
+    store, _, server = small
+    store.contacts["1000"]["salesforceleadid"] = "00QD000000IqhSL"
+    store.contacts["1001"]["salesforcecontactid"] = "003D000000IqhSLIAZ"
+    store.contacts["1002"]["salesforceleadid"] = "n/a"
+    adapter = make_adapter(server, store, sleeps)
+    links = {r.record_id: r.links for p in adapter.pull_contacts(None) for r in p.records}
+    assert links["1000"] == (("salesforce", "Lead", "00QD000000IqhSLMAZ"),)
+    assert links["1001"] == (("salesforce", "Contact", "003D000000IqhSLIAZ"),)
+    assert links["1002"] == ()
+
+
 @pytest.mark.slow
 def test_pull_past_the_10k_search_cap_misses_nothing_and_repeats_nothing(sleeps) -> None:
     store = seed_store(10_450, same_instant=300)

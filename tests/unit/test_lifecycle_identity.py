@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.lifecycle import email_domain, normalize_email
+from connector.lifecycle.identity import salesforce_id_18
 
 
 @pytest.mark.parametrize(
@@ -43,3 +46,37 @@ def test_normalize_email(raw: str | None, expected: str | None) -> None:
 )
 def test_email_domain(raw: str | None, expected: str) -> None:
     assert email_domain(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("001D000000IqhSL", "001D000000IqhSLIAZ"),  # Salesforce's documented example
+        (" 001D000000IqhSL ", "001D000000IqhSLIAZ"),
+        ("001D000000IqhSLIAZ", "001D000000IqhSLIAZ"),
+        ("001D000000IqhSLiaz", "001D000000IqhSLIAZ"),  # the suffix is case-insensitive
+        ("001D000000IqhSLAAA", None),  # wrong checksum: not this record
+        ("001d000000iqhsl", "001d000000iqhslAAA"),  # another record: case matters in the 15
+        ("n/a", None),
+        ("", None),
+        (None, None),
+        ("001D000000IqhS", None),
+    ],
+)
+def test_salesforce_ids_are_compared_in_their_18_character_form(
+    raw: str | None, expected: str | None
+) -> None:
+    assert salesforce_id_18(raw) == expected
+
+
+@given(
+    st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=15, max_size=15
+    )
+)
+def test_15_and_18_character_forms_of_an_id_agree(base: str) -> None:
+    long = salesforce_id_18(base)
+    assert long is not None
+    assert long.startswith(base)
+    assert salesforce_id_18(long) == long
+    assert salesforce_id_18(long[:15] + long[15:].lower()) == long
