@@ -524,7 +524,7 @@ def _engine(mappings_dir: Path | None) -> Iterator[Any]:
             adapters,
             fold_plus_tags=settings.email_fold_plus_tags,
             lease_ttl=timedelta(seconds=settings.lease_ttl),
-            accounts={"hubspot": settings.hubspot_account},
+            accounts={"hubspot": settings.hubspot_account, "salesforce": settings.salesforce_account},
         )
     finally:
         store.close()

@@ -166,6 +166,14 @@ class Settings(BaseSettings):
         description="Seconds before a rejected write is tried again by a later run; doubles per try.",
     )
 
+    salesforce_account: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="A name for the Salesforce org (e.g. its org id); leases are per account and object, "
+        "so two deployments writing different orgs never wait for each other.",
+    )
     salesforce_auth: Literal["jwt", "password", "session"] | None = Field(
         default=None, description="Salesforce auth mode: jwt (default for servers), password or session."
     )

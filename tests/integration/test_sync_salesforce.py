@@ -366,3 +366,21 @@ def test_plan_writes_nothing_and_explain_merges_both_crms(joint: Joint) -> None:
     assert "sales_touches_14d" in result.decision.reason
     assert result.decision.signals["sales_touches_14d"] >= 1  # the Salesforce call
     assert result.decision.signals["interactions_30d"] >= 4  # plus the HubSpot page views
+
+
+def test_leases_are_per_crm_account_and_object(joint: Joint, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTOR_SALESFORCE_ACCOUNT", "00D000000000001EAA")
+    assert Settings().salesforce_account == "00D000000000001EAA"
+    mappings = load_mappings(REPO / "mappings")
+    engine = Engine(
+        mappings,
+        joint.state,
+        build_adapters(joint.settings, mappings),
+        accounts={"hubspot": "portal-7", "salesforce": "00D000000000001EAA"},
+    )
+    scopes = engine.lease_scopes()
+    assert "hubspot:portal-7:contacts" in scopes
+    assert {s for s in scopes if s.startswith("salesforce:")} == {
+        "salesforce:00D000000000001EAA:Lead",
+        "salesforce:00D000000000001EAA:Contact",
+    }
