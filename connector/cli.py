@@ -1,5 +1,5 @@
-"""Command line: `connector validate | plan | sync | retry-failed | explain | status | forget |
-migrate | sandbox | demo`.
+"""Command line: `connector validate | plan | sync | retry-failed | backfill | run | explain | status |
+forget | migrate | report | simulate | sandbox | demo`.
 
 Every `ConnectorError` becomes one clear message on stderr and its class's exit code (0 ok,
 1 partial, 2 configuration, 3 authentication/connection, 4 lease held by another run,
@@ -142,10 +142,12 @@ def _validate_online(settings: Settings, mappings: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 def plan(mappings_dir: Path | None, limit: int, as_json: bool) -> None:
     """Show what `sync` would change in the CRM. Writes nothing, to the CRM or the state."""
+    from connector import progress
     from connector import report as rep
+    from connector.observability import json_logs
 
-    with _engine(mappings_dir) as engine:
-        report = engine.sync(dry_run=True, command="plan")
+    with _engine(mappings_dir) as engine, progress.feed(err, "Planning", json_logs=json_logs()) as step:
+        report = engine.sync(dry_run=True, command="plan", progress=step)
     if as_json:
         out.print_json(data=rep.plan_json(report))
         return
@@ -204,6 +206,66 @@ def retry_failed(mappings_dir: Path | None) -> None:
     )
     if report.exit_code:
         raise SystemExit(report.exit_code)
+
+
+@cli.command()
+@mappings_option
+@click.option(
+    "--since", "since_text", required=True, help="Start of the range (a date, UTC, or an ISO time)."
+)
+@click.option(
+    "--until", "until_text", help="End of the range, excluded (default: when the first shard started)."
+)
+@click.option(
+    "--shard", "shard_text", default="0/1", show_default=True, help="This process's shard I of N (0-based)."
+)
+def backfill(mappings_dir: Path | None, since_text: str, until_text: str | None, shard_text: str) -> None:
+    """Decide everyone whose records changed in [--since, --until), split across N shards.
+
+    Run N processes (e.g. a Kubernetes Indexed Job) with `--shard 0/N` ... `--shard N-1/N` against
+    the same PostgreSQL state: each decides a disjoint share of the people, with its own cursors
+    and lease, and a killed shard resumes where it stopped when started again.
+    """
+    import signal
+
+    from connector import progress
+    from connector import report as rep
+    from connector.lifecycle.sharding import Shard
+    from connector.observability import json_logs
+
+    try:
+        shard = Shard.parse(shard_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    since = _parse_moment(since_text, "--since")
+    until = _parse_moment(until_text, "--until") if until_text else None
+    stop = {"requested": False}
+
+    def request_stop(*_args: object) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    with (
+        _engine(mappings_dir) as engine,
+        progress.feed(err, f"Backfill shard {shard}", json_logs=json_logs()) as step,
+    ):
+        report = engine.backfill(
+            since=since, until=until, shard=shard, should_stop=lambda: stop["requested"], progress=step
+        )
+    rep.print_summary(out, report, title=f"Backfill shard {shard}")
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+def _parse_moment(text: str, option: str) -> datetime:
+    """A date (midnight UTC) or an ISO time (UTC when no zone is given)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{option} {text!r}: expected a date like 2024-01-31 or 2024-01-31T12:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @cli.command()
@@ -382,15 +444,12 @@ def _now() -> datetime:
 
 @contextmanager
 def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); nothing when output is piped or in a container log."""
-    if not err.is_terminal:
-        yield lambda _n: None
-        return
-    from rich.progress import Progress
+    """A progress bar on a terminal (stderr); nothing when output is piped or logs are JSON."""
+    from connector import progress
+    from connector.observability import json_logs
 
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    with progress.counted(err, label, total, json_logs=json_logs()) as advance:
+        yield advance
 
 
 @cli.command()

@@ -76,10 +76,12 @@ def plan_json(report: RunReport) -> dict[str, Any]:
     }
 
 
-def print_summary(console: Console, report: RunReport) -> None:
+def print_summary(console: Console, report: RunReport, *, title: str = "Sync") -> None:
+    """What a run did, on a terminal: counts, people per stage, stage changes written, owners
+    assigned at the hand-off, failures (parked or gone) and skipped records, drift."""
     c = report.counts
     console.print(
-        f"[bold]Sync {report.run_id}[/bold]: {c['records_read']} records read, {c['activities_new']} new "
+        f"[bold]{title} {report.run_id}[/bold]: {c['records_read']} records read, {c['activities_new']} new "
         f"activities, {c['people']} people evaluated, {c['written']} records written, "
         f"{c['failed']} failed, {report.api_calls} API calls."
     )
@@ -127,6 +129,12 @@ def print_summary(console: Console, report: RunReport) -> None:
         )
     if c["retried"]:
         console.print(f"Retried {c['retried']} parked write(s) that were due.")
+    if report.drift_people:
+        console.print(
+            f"{report.drift_people} people differ in stage or owner between HubSpot and Salesforce "
+            "(see `connector status`).",
+            style="yellow",
+        )
 
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:

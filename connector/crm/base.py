@@ -23,6 +23,12 @@ class Page:
     records: list[CrmRecord]
     activities: list[SourceActivity]
     cursor: str | None
+    scanned: int | None = None
+    """Records the feed went past to build this page (more than `records` when a backfill shard
+    keeps only its own); None means `len(records)`. Progress bars count these."""
+    total: int | None = None
+    """The CRM's count of records the feed's query matched when it started (HubSpot search's
+    `total`), for a progress bar's ETA; None where the API gives none."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ class Feed:
     scope: str
     pull: Callable[[str | None], Iterator[Page]]
     kind: Literal["records", "activities"] = "records"
+    start: str | None = None
+    """The cursor to start from when none is stored (a backfill starts at its `--since`)."""
 
 
 class CrmAdapter(Protocol):
