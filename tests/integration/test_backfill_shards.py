@@ -36,6 +36,7 @@ from connector.state.store import StateStore
 pytestmark = pytest.mark.integration
 SHARDS = 4
 SINCE = "2000-01-01"
+PEOPLE = 160  # the demo's personas (141) and a few filler people: every shape, in seconds
 
 
 @pytest.fixture
@@ -96,8 +97,8 @@ def test_four_shards_decide_everyone_once_and_match_one_process(
 ) -> None:
     sharded_url, single_url = pg_urls
     now = datetime.now(UTC)
-    portal, expected = build_demo_portal(now, seed=7, people=300)
-    twin, twin_expected = build_demo_portal(now, seed=7, people=300)
+    portal, expected = build_demo_portal(now, seed=7, people=PEOPLE)
+    twin, twin_expected = build_demo_portal(now, seed=7, people=PEOPLE)
     with serve_in_thread(HubSpotEmulator(portal)) as server, serve_in_thread(HubSpotEmulator(twin)) as single:
         procs = [
             backfill(server.url, portal.access_token, sharded_url, f"{i}/{SHARDS}", tmp_path)
