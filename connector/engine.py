@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.crm.base import CrmAdapter, Page
+from connector.crm.base import ApiHealth, CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
 from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.drift import Drift, RecordView, person_drift
@@ -101,6 +101,8 @@ class RunReport:
     """People per stage decided this run (a person seen in several feeds counts once)."""
     drift_people: int | None = None
     """People in both CRMs whose stage or owner differs, per the state database after the run."""
+    api: dict[str, ApiHealth] = field(default_factory=dict)
+    """Per CRM: this run's calls and 429s, and the limits' headroom at the end (metrics)."""
 
     @property
     def intents(self) -> list[WriteIntent]:
@@ -225,6 +227,19 @@ class Engine:
     def api_calls(self) -> int:
         return sum(b.adapter.calls for b in self.crms.values())
 
+    def _calls_by_crm(self) -> dict[str, tuple[int, int]]:
+        return {crm: (b.adapter.calls, getattr(b.adapter, "throttled", 0)) for crm, b in self.crms.items()}
+
+    def _api_health(self, before: Mapping[str, tuple[int, int]]) -> dict[str, ApiHealth]:
+        """This run's share of each adapter's counters, with the headroom the CRM last reported."""
+        out: dict[str, ApiHealth] = {}
+        for crm, binding in self.crms.items():
+            calls, throttled = before.get(crm, (0, 0))
+            health = getattr(binding.adapter, "api_health", None)
+            now = health() if health is not None else ApiHealth(binding.adapter.calls, 0)
+            out[crm] = dataclasses.replace(now, calls=now.calls - calls, throttled=now.throttled - throttled)
+        return out
+
     # ------------------------------------------------------------------ the pass
 
     def lease_scopes(self) -> list[str]:
@@ -252,6 +267,7 @@ class Engine:
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
+        by_crm_before = self._calls_by_crm()
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
@@ -297,6 +313,7 @@ class Engine:
             report.drift_people = self.store.drift_count()
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
+        report.api = self._api_health(by_crm_before)
         event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
         log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
@@ -956,6 +973,7 @@ class Engine:
         previous = next((r for r in self.store.backfill_shards(job.id) if r["shard"] == shard.index), None)
         report = RunReport(run_id=None, dry_run=False, started_at=now)
         calls_before = self.api_calls
+        by_crm_before = self._calls_by_crm()
         report.run_id = self.store.start_run("backfill")
         log.info(
             "backfill shard %s of %s started", shard, job.id,
@@ -998,6 +1016,7 @@ class Engine:
         report.drift_people = self.store.drift_count()
         self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
+        report.api = self._api_health(by_crm_before)
         log.info(
             "backfill shard %s finished: %s", shard, status,
             extra={"event": "run.end", "run_id": report.run_id, "status": status, "backfill": job.id,

@@ -32,6 +32,23 @@ class Page:
 
 
 @dataclass(frozen=True)
+class ApiHealth:
+    """How a run stands with a CRM's API limits, for metrics: what an operator alerts on before
+    the CRM starts refusing calls. Adapters offer it as `api_health()`; ratios are None where the
+    CRM has not told us (no answer yet, or no such limit)."""
+
+    calls: int
+    """Requests sent so far by this adapter (retries included)."""
+    throttled: int
+    """Answers that were 429 / REQUEST_LIMIT_EXCEEDED."""
+    window_headroom: float | None = None
+    """Share left of the short rolling window (HubSpot: X-HubSpot-RateLimit-Remaining / -Max)."""
+    daily_headroom: float | None = None
+    """Share left of the daily allocation (HubSpot: Daily-Remaining / Daily; Salesforce:
+    Sforce-Limit-Info api-usage, (max - used) / max)."""
+
+
+@dataclass(frozen=True)
 class Feed:
     """One cursor scope (e.g. "hubspot:contacts") and how to read its pages after a cursor value.
 

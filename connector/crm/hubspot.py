@@ -43,7 +43,7 @@ from hubspot.crm.objects.models import (
     BatchReadInputSimplePublicObjectId as ObjectsBatchReadInput,
 )
 
-from connector.crm.base import Feed, Page
+from connector.crm.base import ApiHealth, Feed, Page
 from connector.crm.concurrency import Pool, prefetch
 from connector.crm.hubspot_cursor import Position, epoch_ms, from_epoch_ms
 from connector.crm.hubspot_errors import headers_of, status_of, translate
@@ -181,6 +181,8 @@ class HubSpotAdapter:
         self.prefetch_pages = prefetch_pages
         self.clock = clock
         self.calls = 0
+        self.throttled = 0
+        """429 answers (rolling window, secondly or daily), for metrics."""
         self.requests: Counter[str] = Counter()
         """Requests sent per endpoint label (`search:contacts`, `events:<type>`, ...), retries included."""
         self._lock = threading.Lock()
@@ -206,6 +208,10 @@ class HubSpotAdapter:
 
     def close(self) -> None:
         self.pool.close()
+
+    def api_health(self) -> ApiHealth:
+        window, daily = self.pacer.headroom()
+        return ApiHealth(self.calls, self.throttled, window_headroom=window, daily_headroom=daily)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -241,6 +247,9 @@ class HubSpotAdapter:
                 if missing_ok and status_of(exc) == 404:
                     return None
                 error = translate(exc, action)
+                if status_of(exc) == 429:
+                    with self._lock:
+                        self.throttled += 1
                 if isinstance(error, DailyLimitExhausted):
                     self.pacer.exhaust()  # the other threads stop before sending, not after a 429
                 if forbidden is not None and status_of(exc) == 403:
