@@ -453,13 +453,20 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 
 
 @cli.command()
-def status() -> None:
-    """Recent runs, cursors, lease holders, people per stage and parked write failures."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every drifting person).")
+def status(as_json: bool) -> None:
+    """Recent runs, cursors, leases, people per stage, backfill shards, drift, parked failures.
+
+    Drift lists people in both CRMs whose stage or owner differs between HubSpot and Salesforce.
+    """
     from connector import report as rep
 
     store = _store(_settings())
     try:
-        rep.print_status(out, store)
+        if as_json:
+            out.print_json(data=rep.status_json(store))
+        else:
+            rep.print_status(out, store)
     finally:
         store.close()
 
