@@ -74,7 +74,11 @@ def person_drift(
     stages: list[tuple[str, str | None]] = []
     owners: list[tuple[str, str | None]] = []
     for crm in sorted(by_crm):
-        side = sorted(by_crm[crm], key=lambda r: (rank.get(r.stage or "", -1), r.owner_id is not None))
+        # ties (a lead and its contact at one stage) broken by ids, so record order never matters
+        side = sorted(
+            by_crm[crm],
+            key=lambda r: (rank.get(r.stage or "", -1), r.owner_id is not None, r.object_type, r.record_id),
+        )
         top = side[-1]
         stages.append((crm, top.stage))
         owner_id = top.owner_id or next((r.owner_id for r in reversed(side) if r.owner_id), None)

@@ -132,3 +132,4 @@ def test_drift_is_symmetric_in_record_order(rows: list[tuple[str, str | None, st
     if forward is not None and backward is not None:
         assert forward.fields == backward.fields
         assert forward.stages == backward.stages
+        assert forward.owners == backward.owners
