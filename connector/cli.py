@@ -169,22 +169,38 @@ def sync(mappings_dir: Path | None, metrics_file: Path | None, pushgateway: str 
     the lease.
     """
     from connector import report as rep
-    from connector.metrics import Metrics
 
     started = time.monotonic()
     with _engine(mappings_dir) as engine:
         report = engine.sync(command="sync")
         crms = list(engine.crms)
-    if metrics_file or pushgateway:
-        metrics = Metrics()
-        metrics.observe(report, duration=time.monotonic() - started, finished_at=time.time(), crm=crms)
-        if metrics_file:
-            metrics.write_textfile(metrics_file)
-        if pushgateway:
-            metrics.push(pushgateway)
+    _export_metrics(report, crms, started, metrics_file, pushgateway)
     rep.print_summary(out, report)
     if report.exit_code:
         raise SystemExit(report.exit_code)
+
+
+def _export_metrics(
+    report: Any,
+    crms: list[str],
+    started: float,
+    metrics_file: Path | None,
+    pushgateway: str | None,
+    *,
+    job: str = "lifecycle_connector",
+) -> None:
+    """A one-shot run's metrics to a node-exporter textfile and/or a Pushgateway (each backfill
+    shard pushes under its own job name, so shards do not overwrite each other's)."""
+    if not (metrics_file or pushgateway):
+        return
+    from connector.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.observe(report, duration=time.monotonic() - started, finished_at=time.time(), crm=crms)
+    if metrics_file:
+        metrics.write_textfile(metrics_file)
+    if pushgateway:
+        metrics.push(pushgateway, job=job)
 
 
 @cli.command("retry-failed")
@@ -219,7 +235,20 @@ def retry_failed(mappings_dir: Path | None) -> None:
 @click.option(
     "--shard", "shard_text", default="0/1", show_default=True, help="This process's shard I of N (0-based)."
 )
-def backfill(mappings_dir: Path | None, since_text: str, until_text: str | None, shard_text: str) -> None:
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write Prometheus metrics of this shard's run to a textfile.",
+)
+@click.option("--pushgateway", help="Push this shard's metrics to a Prometheus Pushgateway at this address.")
+def backfill(
+    mappings_dir: Path | None,
+    since_text: str,
+    until_text: str | None,
+    shard_text: str,
+    metrics_file: Path | None,
+    pushgateway: str | None,
+) -> None:
     """Decide everyone whose records changed in [--since, --until), split across N shards.
 
     Run N processes (e.g. a Kubernetes Indexed Job) with `--shard 0/N` ... `--shard N-1/N` against
@@ -249,9 +278,14 @@ def backfill(mappings_dir: Path | None, since_text: str, until_text: str | None,
         _engine(mappings_dir) as engine,
         progress.feed(err, f"Backfill shard {shard}", json_logs=json_logs()) as step,
     ):
+        started = time.monotonic()
         report = engine.backfill(
             since=since, until=until, shard=shard, should_stop=lambda: stop["requested"], progress=step
         )
+        crms = list(engine.crms)
+    _export_metrics(
+        report, crms, started, metrics_file, pushgateway, job=f"lifecycle_connector_backfill_{shard.index}"
+    )
     rep.print_summary(out, report, title=f"Backfill shard {shard}")
     if report.exit_code:
         raise SystemExit(report.exit_code)

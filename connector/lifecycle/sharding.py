@@ -47,9 +47,13 @@ class Shard:
     def parse(cls, text: str) -> Shard:
         """`"2/4"` -> Shard(2, 4); ValueError with the expected form otherwise."""
         head, sep, tail = text.strip().partition("/")
+        expected = f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/4 to 3/4 for four processes"
         if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
-            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4 (I from 0 to N-1)")
-        return cls(int(head), int(tail))
+            raise ValueError(expected)
+        index, count = int(head), int(tail)
+        if count < 1 or index >= count:
+            raise ValueError(expected)
+        return cls(index, count)
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

@@ -1261,7 +1261,8 @@ class StateStore:
     def backfill_shard_progress(
         self, backfill_id: str, shard: int, records: int, *, done: bool = False
     ) -> None:
-        """Add `records` decided; called inside the page's transaction so it counts committed pages."""
+        """Add `records` decided, after each committed page (informational: a crash between the
+        page's commit and this undercounts by one page; cursors, not this count, decide resuming)."""
         now = self.clock()
         bs = t.backfill_shards.c
         values: dict[str, Any] = {"records": bs.records + records, "updated_at": now}

@@ -202,3 +202,60 @@ def test_until_is_fixed_by_the_first_shard_and_never_reaches_now(tmp_path: Path)
         assert future.id != first.id
     finally:
         store.close()
+
+
+def run_cli(*args: str) -> int:
+    from connector.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "4/4"], "--shard '4/4'"),
+        (["--shard", "two"], "expected I/N"),
+        (["--until", "1999-01-01"], "must be after --since"),
+        (["--until", "yesterday"], "expected a date like 2024-01-31"),
+    ],
+)
+def test_bad_backfill_arguments_stop_with_exit_2_and_say_why(
+    connector_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert run_cli("backfill", "--since", SINCE, *args) == 2
+    assert message in capsys.readouterr().err
+    # nothing was written to the CRM or decided
+    store = StateStore.open(f"sqlite:///{connector_env}")
+    try:
+        assert store.stage_counts() == {}
+    finally:
+        store.close()
+
+
+def test_backfill_cli_exports_metrics_and_status_shows_the_shard(
+    connector_env: Path,
+    demo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    portal, expected = demo
+    monkeypatch.setenv("CONNECTOR_HUBSPOT_SEARCH_LAG", "0")
+    target = tmp_path / "backfill.prom"
+    assert run_cli("backfill", "--since", SINCE, "--metrics-file", str(target)) == 0
+    assert check_expected(portal, expected) == []
+    text = target.read_text()
+    assert 'connector_runs_total{status="ok"} 1.0' in text
+    assert f'connector_records_read_total{{crm="hubspot"}} {float(len(portal.contacts))}' in text
+    assert "Backfill shard 0/1" in capsys.readouterr().out  # the run summary, titled
+    assert run_cli("status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    [shard] = status["backfill_shards"]
+    assert (shard["shard"], shard["status"], shard["records"]) == (0, "done", len(portal.contacts))
+    assert status["runs"][0]["command"] == "backfill"
