@@ -101,6 +101,8 @@ class RunReport:
     """People per stage decided this run (a person seen in several feeds counts once)."""
     drift_people: int | None = None
     """People in both CRMs whose stage or owner differs, per the state database after the run."""
+    parked_total: int | None = None
+    """Writes parked in the state database after the run (this run's and earlier ones')."""
     api: dict[str, ApiHealth] = field(default_factory=dict)
     """Per CRM: this run's calls and 429s, and the limits' headroom at the end (metrics)."""
 
@@ -311,6 +313,7 @@ class Engine:
             report.stage_counts = self.store.stage_counts(run_id=report.run_id)
             report.counts["people"] = sum(report.stage_counts.values())
             report.drift_people = self.store.drift_count()
+            report.parked_total = len(self.store.failed_writes())
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
         report.api = self._api_health(by_crm_before)
@@ -1014,6 +1017,7 @@ class Engine:
         report.stage_counts = self.store.stage_counts(run_id=report.run_id)
         report.counts["people"] = sum(report.stage_counts.values())
         report.drift_people = self.store.drift_count()
+        report.parked_total = len(self.store.failed_writes())
         self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
         report.api = self._api_health(by_crm_before)

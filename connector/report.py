@@ -129,6 +129,12 @@ def print_summary(console: Console, report: RunReport, *, title: str = "Sync") -
         )
     if c["retried"]:
         console.print(f"Retried {c['retried']} parked write(s) that were due.")
+    if report.parked_total:
+        console.print(
+            f"{report.parked_total} write(s) parked in all, this run's included: later runs retry them when "
+            "due (`connector status` lists them, `connector retry-failed` retries them now).",
+            style="yellow",
+        )
     if report.drift_people:
         console.print(
             f"{report.drift_people} people differ in stage or owner between HubSpot and Salesforce "
