@@ -259,3 +259,21 @@ def test_backfill_cli_exports_metrics_and_status_shows_the_shard(
     [shard] = status["backfill_shards"]
     assert (shard["shard"], shard["status"], shard["records"]) == (0, "done", len(portal.contacts))
     assert status["runs"][0]["command"] == "backfill"
+
+
+def test_two_processes_with_the_same_shard_index_never_run_together(
+    connector_env: Path, demo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    portal, _expected = demo
+    monkeypatch.setenv("CONNECTOR_HUBSPOT_SEARCH_LAG", "0")
+    store = StateStore.open(f"sqlite:///{connector_env}")
+    try:
+        job = store.backfill(datetime(2000, 1, 1, tzinfo=UTC), None, 2, datetime.now(UTC))
+        store.acquire_lease(f"backfill:{job.id}:1/2", "another-pod:1")  # shard 1/2 runs elsewhere
+    finally:
+        store.close()
+    assert run_cli("backfill", "--since", SINCE, "--shard", "1/2") == 4
+    assert "another-pod:1" in capsys.readouterr().err
+    assert portal.writes() == []
+    assert run_cli("backfill", "--since", SINCE, "--shard", "0/2") == 0  # the other index is free
+    assert portal.writes() != []
