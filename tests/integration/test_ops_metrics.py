@@ -47,8 +47,9 @@ def test_sync_metrics_count_429s_and_report_headroom_per_crm(
     assert got[("connector_api_rate_limited_total", hubspot)] == 1.0
     assert got[("connector_api_calls_total", hubspot)] == sent  # the 429 answer counts as a call too
     daily = got[("connector_api_headroom_ratio", (("crm", "hubspot"), ("window", "daily")))]
-    # HubSpot's own count after the last non-search answer: at most what we sent, over the day's 50,000
-    assert (DAILY - sent) / DAILY <= daily < 1.0
+    # HubSpot's own count after the last non-search answer, less the requests still in flight then
+    # (the pacer's caution, at most CONNECTOR_HUBSPOT_WORKERS = 8): over the day's 50,000
+    assert (DAILY - sent - 8) / DAILY <= daily < 1.0
     window = got[("connector_api_headroom_ratio", (("crm", "hubspot"), ("window", "ten_secondly")))]
     assert 0.0 < window < 1.0
     assert got[("connector_drift_people", ())] == 0.0  # HubSpot alone: nobody can drift
