@@ -1,5 +1,5 @@
-"""Command line: `connector validate | plan | sync | retry-failed | explain | status | forget |
-migrate | sandbox | demo`.
+"""Command line: `connector validate | plan | sync | retry-failed | backfill | run | explain | status |
+forget | migrate | report | simulate | sandbox | demo`.
 
 Every `ConnectorError` becomes one clear message on stderr and its class's exit code (0 ok,
 1 partial, 2 configuration, 3 authentication/connection, 4 lease held by another run,
@@ -142,10 +142,12 @@ def _validate_online(settings: Settings, mappings: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 def plan(mappings_dir: Path | None, limit: int, as_json: bool) -> None:
     """Show what `sync` would change in the CRM. Writes nothing, to the CRM or the state."""
+    from connector import progress
     from connector import report as rep
+    from connector.observability import json_logs
 
-    with _engine(mappings_dir) as engine:
-        report = engine.sync(dry_run=True, command="plan")
+    with _engine(mappings_dir) as engine, progress.feed(err, "Planning", json_logs=json_logs()) as step:
+        report = engine.sync(dry_run=True, command="plan", progress=step)
     if as_json:
         out.print_json(data=rep.plan_json(report))
         return
@@ -167,22 +169,38 @@ def sync(mappings_dir: Path | None, metrics_file: Path | None, pushgateway: str 
     the lease.
     """
     from connector import report as rep
-    from connector.metrics import Metrics
 
     started = time.monotonic()
     with _engine(mappings_dir) as engine:
         report = engine.sync(command="sync")
         crms = list(engine.crms)
-    if metrics_file or pushgateway:
-        metrics = Metrics()
-        metrics.observe(report, duration=time.monotonic() - started, finished_at=time.time(), crm=crms)
-        if metrics_file:
-            metrics.write_textfile(metrics_file)
-        if pushgateway:
-            metrics.push(pushgateway)
+    _export_metrics(report, crms, started, metrics_file, pushgateway)
     rep.print_summary(out, report)
     if report.exit_code:
         raise SystemExit(report.exit_code)
+
+
+def _export_metrics(
+    report: Any,
+    crms: list[str],
+    started: float,
+    metrics_file: Path | None,
+    pushgateway: str | None,
+    *,
+    job: str = "lifecycle_connector",
+) -> None:
+    """A one-shot run's metrics to a node-exporter textfile and/or a Pushgateway (each backfill
+    shard pushes under its own job name, so shards do not overwrite each other's)."""
+    if not (metrics_file or pushgateway):
+        return
+    from connector.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.observe(report, duration=time.monotonic() - started, finished_at=time.time(), crm=crms)
+    if metrics_file:
+        metrics.write_textfile(metrics_file)
+    if pushgateway:
+        metrics.push(pushgateway, job=job)
 
 
 @cli.command("retry-failed")
@@ -204,6 +222,84 @@ def retry_failed(mappings_dir: Path | None) -> None:
     )
     if report.exit_code:
         raise SystemExit(report.exit_code)
+
+
+@cli.command()
+@mappings_option
+@click.option(
+    "--since", "since_text", required=True, help="Start of the range (a date, UTC, or an ISO time)."
+)
+@click.option(
+    "--until", "until_text", help="End of the range, excluded (default: when the first shard started)."
+)
+@click.option(
+    "--shard", "shard_text", default="0/1", show_default=True, help="This process's shard I of N (0-based)."
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write Prometheus metrics of this shard's run to a textfile.",
+)
+@click.option("--pushgateway", help="Push this shard's metrics to a Prometheus Pushgateway at this address.")
+def backfill(
+    mappings_dir: Path | None,
+    since_text: str,
+    until_text: str | None,
+    shard_text: str,
+    metrics_file: Path | None,
+    pushgateway: str | None,
+) -> None:
+    """Decide everyone whose records changed in [--since, --until), split across N shards.
+
+    Run N processes (e.g. a Kubernetes Indexed Job) with `--shard 0/N` ... `--shard N-1/N` against
+    the same PostgreSQL state: each decides a disjoint share of the people, with its own cursors
+    and lease, and a killed shard resumes where it stopped when started again.
+    """
+    import signal
+
+    from connector import progress
+    from connector import report as rep
+    from connector.lifecycle.sharding import Shard
+    from connector.observability import json_logs
+
+    try:
+        shard = Shard.parse(shard_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    since = _parse_moment(since_text, "--since")
+    until = _parse_moment(until_text, "--until") if until_text else None
+    stop = {"requested": False}
+
+    def request_stop(*_args: object) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    with (
+        _engine(mappings_dir) as engine,
+        progress.feed(err, f"Backfill shard {shard}", json_logs=json_logs()) as step,
+    ):
+        started = time.monotonic()
+        report = engine.backfill(
+            since=since, until=until, shard=shard, should_stop=lambda: stop["requested"], progress=step
+        )
+        crms = list(engine.crms)
+    _export_metrics(
+        report, crms, started, metrics_file, pushgateway, job=f"lifecycle_connector_backfill_{shard.index}"
+    )
+    rep.print_summary(out, report, title=f"Backfill shard {shard}")
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+def _parse_moment(text: str, option: str) -> datetime:
+    """A date (midnight UTC) or an ISO time (UTC when no zone is given)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{option} {text!r}: expected a date like 2024-01-31 or 2024-01-31T12:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @cli.command()
@@ -382,25 +478,29 @@ def _now() -> datetime:
 
 @contextmanager
 def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); nothing when output is piped or in a container log."""
-    if not err.is_terminal:
-        yield lambda _n: None
-        return
-    from rich.progress import Progress
+    """A progress bar on a terminal (stderr); nothing when output is piped or logs are JSON."""
+    from connector import progress
+    from connector.observability import json_logs
 
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    with progress.counted(err, label, total, json_logs=json_logs()) as advance:
+        yield advance
 
 
 @cli.command()
-def status() -> None:
-    """Recent runs, cursors, lease holders, people per stage and parked write failures."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every drifting person).")
+def status(as_json: bool) -> None:
+    """Recent runs, cursors, leases, people per stage, backfill shards, drift, parked failures.
+
+    Drift lists people in both CRMs whose stage or owner differs between HubSpot and Salesforce.
+    """
     from connector import report as rep
 
     store = _store(_settings())
     try:
-        rep.print_status(out, store)
+        if as_json:
+            out.print_json(data=rep.status_json(store))
+        else:
+            rep.print_status(out, store)
     finally:
         store.close()
 

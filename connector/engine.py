@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.crm.base import CrmAdapter, Page
+from connector.crm.base import ApiHealth, CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
 from connector.lifecycle.diff import FieldMap, plan_write
+from connector.lifecycle.drift import Drift, RecordView, person_drift
 from connector.lifecycle.gaps import Gap
 from connector.lifecycle.identity import email_domain, match_key, normalize_email
 from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
 from connector.lifecycle.rules import CriteriaEvaluator, Handoff
+from connector.lifecycle.sharding import Shard, shard_key
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
 from connector.mapping.schema import HubSpotMapping, SalesforceMapping, ValueMap
@@ -97,6 +99,12 @@ class RunReport:
     stopped: bool = False
     stage_counts: dict[str, int] = field(default_factory=dict)
     """People per stage decided this run (a person seen in several feeds counts once)."""
+    drift_people: int | None = None
+    """People in both CRMs whose stage or owner differs, per the state database after the run."""
+    parked_total: int | None = None
+    """Writes parked in the state database after the run (this run's and earlier ones')."""
+    api: dict[str, ApiHealth] = field(default_factory=dict)
+    """Per CRM: this run's calls and 429s, and the limits' headroom at the end (metrics)."""
 
     @property
     def intents(self) -> list[WriteIntent]:
@@ -159,6 +167,16 @@ class CrmBinding:
 RecordKey = tuple[Crm, str, str]
 """(crm, object_type, record_id)"""
 
+WHOLE = Shard(0, 1)
+"""An unsharded backfill: one process does the whole range."""
+
+Progress = Callable[[int, int | None], None]
+"""Told after each record page: (records gone past, the feed's total where the CRM gives one)."""
+
+
+def _no_progress(_done: int, _total: int | None) -> None:
+    return None
+
 
 class Engine:
     """Runs passes over the configured CRMs with one set of mappings and one state database."""
@@ -197,10 +215,32 @@ class Engine:
         self.person_fields: dict[str, str] = dict(mappings.person_fields)
         self.evaluator = CriteriaEvaluator(mappings.criteria, mappings.criteria_version, self.person_fields)
         self.routing_when: dict[str, Expression] = compile_routing_conditions(mappings.routing)
+        self.reps_by_owner: dict[tuple[str, str], str] = {}
+        for rep_key, rep in mappings.routing.reps.items():
+            for crm in ("hubspot", "salesforce"):
+                owner_id = rep_owner_id(rep, crm)
+                if owner_id:
+                    self.reps_by_owner[(crm, owner_id)] = rep_key
+        self._pointer_prefix = ""
+        """Round-robin pointers are stored under this prefix (a backfill shard keeps its own)."""
+        self._progress: Progress = _no_progress
 
     @property
     def api_calls(self) -> int:
         return sum(b.adapter.calls for b in self.crms.values())
+
+    def _calls_by_crm(self) -> dict[str, tuple[int, int]]:
+        return {crm: (b.adapter.calls, getattr(b.adapter, "throttled", 0)) for crm, b in self.crms.items()}
+
+    def _api_health(self, before: Mapping[str, tuple[int, int]]) -> dict[str, ApiHealth]:
+        """This run's share of each adapter's counters, with the headroom the CRM last reported."""
+        out: dict[str, ApiHealth] = {}
+        for crm, binding in self.crms.items():
+            calls, throttled = before.get(crm, (0, 0))
+            health = getattr(binding.adapter, "api_health", None)
+            now = health() if health is not None else ApiHealth(binding.adapter.calls, 0)
+            out[crm] = dataclasses.replace(now, calls=now.calls - calls, throttled=now.throttled - throttled)
+        return out
 
     # ------------------------------------------------------------------ the pass
 
@@ -220,13 +260,16 @@ class Engine:
         dry_run: bool = False,
         command: str = "sync",
         should_stop: Callable[[], bool] = lambda: False,
+        progress: Progress | None = None,
     ) -> RunReport:
         """One pass (`retry-failed` instead retries every parked write now). `should_stop` is asked
         between pages: a graceful stop (SIGTERM) finishes the page in flight, whose cursor is then
-        saved, and ends the run as "stopped"."""
+        saved, and ends the run as "stopped". `progress` hears of every record page (a bar)."""
+        self._progress = progress or _no_progress
         now = self.clock()
         report = RunReport(run_id=None, dry_run=dry_run, started_at=now)
         calls_before = self.api_calls
+        by_crm_before = self._calls_by_crm()
         scope: AbstractContextManager[None] = self.store.rollback_scope() if dry_run else nullcontext()
         with scope:
             report.run_id = self.store.start_run(command)
@@ -269,8 +312,11 @@ class Engine:
             status = "stopped" if report.stopped else "partial" if report.exit_code != ExitCode.OK else "ok"
             report.stage_counts = self.store.stage_counts(run_id=report.run_id)
             report.counts["people"] = sum(report.stage_counts.values())
+            report.drift_people = self.store.drift_count()
+            report.parked_total = len(self.store.failed_writes())
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
+        report.api = self._api_health(by_crm_before)
         event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
         log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
@@ -312,8 +358,8 @@ class Engine:
 
     # ------------------------------------------------------------------ leases and recovery
 
-    def _acquire_leases(self, run_id: str) -> None:
-        for scope in self.lease_scopes():
+    def _acquire_leases(self, run_id: str, scopes: Sequence[str] | None = None) -> None:
+        for scope in self.lease_scopes() if scopes is None else scopes:
             try:
                 lease = self.store.acquire_lease(scope, self.holder, ttl=self.lease_ttl, run_id=run_id)
             except LeaseHeld as held:
@@ -347,11 +393,16 @@ class Engine:
                     extra={"event": "lease.release_failed", "scope": lease.scope},
                 )  # fmt: skip
 
-    def _recover(self, report: RunReport) -> None:
-        """Settle writes a killed run journalled but never confirmed, from the CRM's values now."""
+    def _recover(self, report: RunReport, only_runs: frozenset[str] | None = None) -> None:
+        """Settle writes a killed run journalled but never confirmed, from the CRM's values now.
+
+        A backfill shard settles only its own earlier run's (`only_runs`): the other shards are
+        alive and their writes in flight are not interrupted."""
         assert report.run_id is not None
         for crm, binding in self.crms.items():
             entries = self.store.interrupted_writes(crm)
+            if only_runs is not None:
+                entries = [e for e in entries if e.run_id in only_runs]
             if not entries:
                 continue
             current: dict[tuple[str, str], CrmRecord] = {}
@@ -432,6 +483,9 @@ class Engine:
                     self._activity_page(report, crm, page, feed.scope)
                 else:
                     self._page(report, crm, page, feed.scope, active, pointers, now)
+                    self._progress(
+                        page.scanned if page.scanned is not None else len(page.records), page.total
+                    )
                 if self._stop_requested(report, should_stop):
                     return
         for crm, binding in self.crms.items():
@@ -598,7 +652,7 @@ class Engine:
                 ]
                 if intents:
                     self._renew_leases()  # never write for a scope another run has taken over
-                    self.store.journal_sending(report.run_id, intents, pointers=pointers)
+                    self.store.journal_sending(report.run_id, intents, pointers=self._stored(pointers))
                     written += self.crms[target].adapter.apply(intents)
         with self.store.transaction():
             if not report.dry_run:
@@ -613,7 +667,9 @@ class Engine:
                 self.store.record_stage(decision.person_id, decision.stage, now)
             for pid, person, current, status in snapshots:
                 self.store.save_snapshot(pid, person, current, status, now)
-            for pool, position in pointers.items():
+            if not report.dry_run:
+                self.store.save_drift([d.person_id for d in decisions], self._drift(results, written), now)
+            for pool, position in self._stored(pointers).items():
                 self.store.set_pointer(pool, position)
             for c, object_type in {key[:2] for key in records}:  # linked records are decided too
                 self.store.clear_pending(
@@ -646,6 +702,35 @@ class Engine:
         for c, ids in sorted(wanted.items()):
             for record in self.crms[c].adapter.read(sorted(ids)):
                 found[_key(record)] = record
+        return found
+
+    def _stored(self, pointers: Mapping[str, int]) -> dict[str, int]:
+        """Round-robin pointers as stored: under the backfill shard's own names when sharded."""
+        return {self._pointer_prefix + pool: position for pool, position in pointers.items()}
+
+    def _drift(self, results: Sequence[PersonResult], written: Sequence[WriteResult]) -> list[Drift]:
+        """People on the page whose CRMs still disagree once this page's writes landed."""
+        landed = {_key(w.intent) for w in written if w.ok}
+        views: dict[str, list[RecordView]] = {}
+        for result in results:
+            record = result.record
+            owned = dict(record.owned)
+            if result.intent is not None and _key(result.intent) in landed:
+                owned.update(result.intent.changes)
+            fields = self.crms[record.crm].of(record.object_type).fields
+            stage_value = (owned.get(fields.stage.property) or "").strip()
+            stage = self.crms[record.crm].of(record.object_type).stage_by_value.get(stage_value)
+            owner = (owned.get(fields.owner_property) or None) if fields.owner_property else None
+            views.setdefault(result.person_id, []).append(
+                RecordView(record.crm, record.object_type, record.record_id, stage, owner)
+            )
+        found = []
+        for pid, records in views.items():
+            drift = person_drift(
+                pid, records, stage_order=self.mappings.criteria.stages, reps=self.reps_by_owner
+            )
+            if drift is not None:
+                found.append(drift)
         return found
 
     def _tally(self, report: RunReport, results: list[PersonResult], written: list[WriteResult]) -> None:
@@ -855,6 +940,150 @@ class Engine:
             pointer=None,
             reason=f"{outcome.reason}; kept {members[attempted]}, chosen before the CRM refused the write",
         )
+
+    # ------------------------------------------------------------------ backfill
+
+    def backfill(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        shard: Shard = WHOLE,
+        should_stop: Callable[[], bool] = lambda: False,
+        progress: Progress | None = None,
+    ) -> RunReport:
+        """Decide every person whose records changed in [since, until), this shard's share only.
+
+        Each shard reads the whole range but decides only records whose `sharding.shard_key`
+        hashes to it, under its own cursors (`backfill:<id>:<I>/<N>:<feed>`) and its own lease, so
+        N processes sharing the state database split the work with no person decided twice, and a
+        killed shard resumes where its last page committed. Activity feeds of the range come
+        first (timelines only), as in a sync. Records not changed in the range are left to the
+        scheduled sync, as are parked-write retries and the recycle sweep.
+        """
+        self._progress = progress or _no_progress
+        now = self.clock()
+        lag = max(
+            (getattr(b.adapter, "search_lag", timedelta(0)) for b in self.crms.values()), default=timedelta(0)
+        )
+        newest = now - lag  # a range ending later would hold our own writes (stamped now)
+        if until is not None and until <= since:
+            raise ConfigError(
+                f"backfill: --until ({until:%Y-%m-%d %H:%M}) must be after --since ({since:%Y-%m-%d %H:%M})"
+            )
+        job = self.store.backfill(since, until, shard.count, newest)
+        prefix = f"backfill:{job.id}:{shard}"
+        previous = next((r for r in self.store.backfill_shards(job.id) if r["shard"] == shard.index), None)
+        report = RunReport(run_id=None, dry_run=False, started_at=now)
+        calls_before = self.api_calls
+        by_crm_before = self._calls_by_crm()
+        report.run_id = self.store.start_run("backfill")
+        log.info(
+            "backfill shard %s of %s started", shard, job.id,
+            extra={"event": "backfill.start", "run_id": report.run_id, "backfill": job.id,
+                   "shard": str(shard), "since": job.since.isoformat(), "until": job.until.isoformat()},
+        )  # fmt: skip
+        self._refused_owner = self._parked_owners()
+        self._held = self._not_yet_due(now)
+        if shard.count > 1:
+            self._pointer_prefix = f"{job.id}/{shard.index}:"
+        status = "failed"
+        try:
+            self._acquire_leases(report.run_id, [prefix])
+            self.store.backfill_shard_started(job.id, shard.index, report.run_id)
+            if previous and previous.get("run_id"):
+                self._recover(report, only_runs=frozenset({str(previous["run_id"])}))
+            self._backfill_pass(report, job.since, job.until, shard, prefix, now, should_stop, job.id)
+            if not report.stopped:
+                self.store.backfill_shard_progress(job.id, shard.index, 0, done=True)
+            status = "stopped" if report.stopped else "partial" if report.exit_code != ExitCode.OK else "ok"
+        except ConnectorError as exc:
+            status = (
+                "blocked"
+                if isinstance(exc, LeaseHeld)
+                else "partial"
+                if isinstance(exc, DailyLimitExhausted)
+                else "failed"
+            )
+            self.store.finish_run(report.run_id, status, report.counts, error=exc.message)
+            log.error(
+                "backfill shard %s %s: %s", shard, status, exc.message,
+                extra={"event": f"run.{status}", "run_id": report.run_id, "error": type(exc).__name__},
+            )  # fmt: skip
+            raise
+        finally:
+            self._release_leases()
+            self._pointer_prefix = ""
+        report.stage_counts = self.store.stage_counts(run_id=report.run_id)
+        report.counts["people"] = sum(report.stage_counts.values())
+        report.drift_people = self.store.drift_count()
+        report.parked_total = len(self.store.failed_writes())
+        self.store.finish_run(report.run_id, status, report.counts)
+        report.api_calls = self.api_calls - calls_before
+        report.api = self._api_health(by_crm_before)
+        log.info(
+            "backfill shard %s finished: %s", shard, status,
+            extra={"event": "run.end", "run_id": report.run_id, "status": status, "backfill": job.id,
+                   "shard": str(shard), "api_calls": report.api_calls, "counts": dict(report.counts)},
+        )  # fmt: skip
+        return report
+
+    def _backfill_pass(
+        self,
+        report: RunReport,
+        since: datetime,
+        until: datetime,
+        shard: Shard,
+        prefix: str,
+        now: datetime,
+        should_stop: Callable[[], bool],
+        backfill_id: str,
+    ) -> None:
+        def keep(record: CrmRecord) -> bool:
+            key = shard_key(
+                record.crm, record.object_type, record.record_id, record.email, record.links,
+                fold_plus_tags=self.fold_plus_tags,
+            )  # fmt: skip
+            return shard.owns(key)
+
+        feeds = []
+        for crm, binding in self.crms.items():
+            make = getattr(binding.adapter, "backfill_feeds", None)
+            if make is None:
+                log.warning(
+                    "%s has no backfill feeds yet: its records are left to the scheduled sync", crm,
+                    extra={"event": "backfill.unsupported", "crm": crm},
+                )  # fmt: skip
+                continue
+            start_run = getattr(binding.adapter, "start_run", None)
+            if start_run is not None:
+                start_run()
+            feeds += [(crm, feed) for feed in make(since, until, keep)]
+        active = _OnFirstUse(lambda: self._active_owners(report))
+        if any(getattr(b.adapter, "start_run", None) is None for b in self.crms.values()):
+            active.load()
+        stored = self.store.pointers()
+        pointers = dict(stored)
+        if self._pointer_prefix:  # each shard its own round-robin turn, starting `index` reps later
+            pools = self.mappings.routing.pools
+            pointers = {
+                pool: stored.get(self._pointer_prefix + pool, stored.get(pool, 0) + shard.index)
+                for pool in pools
+            }
+        feeds.sort(key=lambda item: item[1].kind != "activities")
+        for crm, feed in feeds:
+            scope = f"{prefix}:{feed.scope}"
+            for page in feed.pull(self.store.get_cursor(scope) or feed.start):
+                if feed.kind == "activities":
+                    self._activity_page(report, crm, page, scope)
+                else:
+                    self._page(report, crm, page, scope, active, pointers, now)
+                    self.store.backfill_shard_progress(backfill_id, shard.index, len(page.records))
+                    self._progress(
+                        page.scanned if page.scanned is not None else len(page.records), page.total
+                    )
+                if self._stop_requested(report, should_stop):
+                    return
 
     # ------------------------------------------------------------------ explain
 

@@ -39,7 +39,25 @@ class Metrics:
         self.transitions = Counter(
             "connector_stage_transitions", "Stage changes written", ["from_stage", "to_stage"], registry=r
         )
-        self.api_calls = Counter("connector_api_calls", "CRM API calls made", registry=r)
+        self.api_calls = Counter("connector_api_calls", "CRM API calls made", ["crm"], registry=r)
+        self.rate_limited = Counter(
+            "connector_api_rate_limited",
+            "CRM answers refusing a call for its rate limit (HubSpot 429, Salesforce REQUEST_LIMIT_EXCEEDED)",
+            ["crm"],
+            registry=r,
+        )
+        self.headroom = Gauge(
+            "connector_api_headroom_ratio",
+            "Share of a CRM API limit left after the last run, as the CRM reported it "
+            "(window: ten_secondly = HubSpot's rolling 10 s, daily = the day's allocation)",
+            ["crm", "window"],
+            registry=r,
+        )
+        self.drift = Gauge(
+            "connector_drift_people",
+            "People in both CRMs whose stage or owner differs between them (listed by `connector status`)",
+            registry=r,
+        )
         self.runs = Counter("connector_runs", "Runs by outcome", ["status"], registry=r)
         self.duration = Gauge("connector_run_duration_seconds", "Duration of the last run", registry=r)
         self.last_success = Gauge(
@@ -57,7 +75,20 @@ class Metrics:
         self.records_failed.labels(label).inc(report.counts["failed"])
         for (before, after), n in report.transitions.items():
             self.transitions.labels(before, after).inc(n)
-        self.api_calls.inc(report.api_calls)
+        if report.api:
+            for name, health in report.api.items():
+                self.api_calls.labels(name).inc(health.calls)
+                self.rate_limited.labels(name).inc(health.throttled)
+                for window, ratio in (
+                    ("ten_secondly", health.window_headroom),
+                    ("daily", health.daily_headroom),
+                ):
+                    if ratio is not None:
+                        self.headroom.labels(name, window).set(ratio)
+        else:
+            self.api_calls.labels(label).inc(report.api_calls)
+        if report.drift_people is not None:
+            self.drift.set(report.drift_people)
         status = "stopped" if report.stopped else "partial" if report.failures else "ok"
         self.runs.labels(status).inc()
         self.duration.set(duration)

@@ -77,11 +77,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
+_json_logs = False
+
+
+def json_logs() -> bool:
+    """Whether logs are JSON lines (a container, a pipe): progress bars stay silent then."""
+    return _json_logs
+
+
 def configure_logging(level: str = "WARNING", fmt: str = "auto") -> None:
     """Logs on stderr: JSON lines when stderr is not a terminal (or `fmt="json"`), readable text
     otherwise; every record passes through redaction."""
+    global _json_logs
     handler = logging.StreamHandler(sys.stderr)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    _json_logs = use_json
     if use_json:
         handler.setFormatter(JsonFormatter())
     else:

@@ -18,7 +18,7 @@ from rich.table import Table
 from connector.engine import PersonResult, RunReport
 from connector.lifecycle.simulate import Comparison, DayCounts
 from connector.model import Owner
-from connector.state.store import StateStore, StoredDecision
+from connector.state.store import DriftRow, StateStore, StoredDecision
 
 
 def owner_label(owner_id: str | None, owners: dict[str, Owner]) -> str:
@@ -76,10 +76,12 @@ def plan_json(report: RunReport) -> dict[str, Any]:
     }
 
 
-def print_summary(console: Console, report: RunReport) -> None:
+def print_summary(console: Console, report: RunReport, *, title: str = "Sync") -> None:
+    """What a run did, on a terminal: counts, people per stage, stage changes written, owners
+    assigned at the hand-off, failures (parked or gone) and skipped records, drift."""
     c = report.counts
     console.print(
-        f"[bold]Sync {report.run_id}[/bold]: {c['records_read']} records read, {c['activities_new']} new "
+        f"[bold]{title} {report.run_id}[/bold]: {c['records_read']} records read, {c['activities_new']} new "
         f"activities, {c['people']} people evaluated, {c['written']} records written, "
         f"{c['failed']} failed, {report.api_calls} API calls."
     )
@@ -127,6 +129,18 @@ def print_summary(console: Console, report: RunReport) -> None:
         )
     if c["retried"]:
         console.print(f"Retried {c['retried']} parked write(s) that were due.")
+    if report.parked_total:
+        console.print(
+            f"{report.parked_total} write(s) parked in all, this run's included: later runs retry them when "
+            "due (`connector status` lists them, `connector retry-failed` retries them now).",
+            style="yellow",
+        )
+    if report.drift_people:
+        console.print(
+            f"{report.drift_people} people differ in stage or owner between HubSpot and Salesforce "
+            "(see `connector status`).",
+            style="yellow",
+        )
 
 
 def print_explain(console: Console, result: PersonResult, stored: StoredDecision | None) -> None:
@@ -227,6 +241,69 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
     }
 
 
+DRIFT_SHOWN = 50
+"""Drifting people listed by `status` on a terminal (all of them with `--json`)."""
+
+
+def print_drift(console: Console, rows: list[DriftRow], total: int) -> None:
+    """People whose HubSpot and Salesforce records disagree on stage or owner (reps by key)."""
+    if not total:
+        console.print("No drift: everyone in both CRMs has the same stage and owner in each.")
+        return
+    t = Table(
+        title=f"Drift: {total} people differ between the CRMs"
+        + (f" (newest {len(rows)})" if len(rows) < total else "")
+    )
+    for col in ("person", "differs", "stage per CRM", "owner per CRM", "seen (UTC)"):
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(
+            row.email or row.person_id,
+            ", ".join(row.fields),
+            ", ".join(f"{crm}: {stage or '-'}" for crm, stage in sorted(row.stages.items())),
+            ", ".join(f"{crm}: {owner or '-'}" for crm, owner in sorted(row.owners.items())),
+            f"{row.detected_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(t)
+
+
+def status_json(store: StateStore, *, now: datetime | None = None) -> dict[str, Any]:
+    """What `status` shows, for machines (`connector status --json`)."""
+    now = now or datetime.now(UTC)
+    return {
+        "state_url": store.url,
+        "schema_version": store.schema_version(),
+        "runs": [
+            {"id": r.id, "command": r.command, "started_at": r.started_at.isoformat(),
+             "finished_at": r.finished_at.isoformat() if r.finished_at else None, "status": r.status,
+             "counts": r.counts, "error": r.error}
+            for r in store.runs(10)
+        ],
+        "cursors": {scope: value for scope, value, _updated in store.cursor_rows()},
+        "leases": [
+            {"scope": lease.scope, "holder": lease.holder, "run_id": lease.run_id,
+             "expires_at": lease.expires_at.isoformat(), "expired": lease.expires_at <= now}
+            for lease in store.leases()
+        ],
+        "stages": store.stage_counts(),
+        "backfill_shards": [
+            {**row, **{k: v.isoformat() for k, v in row.items() if isinstance(v, datetime)}}
+            for row in store.backfill_shards()
+        ],
+        "drift": [
+            {"person_id": d.person_id, "email": d.email, "fields": list(d.fields), "stages": d.stages,
+             "owners": d.owners, "detected_at": d.detected_at.isoformat()}
+            for d in store.drift()
+        ],
+        "failed_writes": [
+            {"crm": f.crm, "object_type": f.object_type, "record_id": f.record_id, "changes": f.changes,
+             "attempts": f.attempts, "error": f.error,
+             "next_attempt_at": f.next_attempt_at.isoformat() if f.next_attempt_at else None}
+            for f in store.failed_writes()
+        ],
+    }  # fmt: skip
+
+
 def print_status(console: Console, store: StateStore, *, now: datetime | None = None) -> None:
     """Last runs, cursors, leases, people per stage and parked failures, as tables people read."""
     now = now or datetime.now(UTC)
@@ -277,6 +354,18 @@ def print_status(console: Console, store: StateStore, *, now: datetime | None = 
     for stage, n in sorted(store.stage_counts().items()):
         stages.add_row(stage, str(n))
     console.print(stages)
+    shards = store.backfill_shards()
+    if shards:
+        t = Table(title="Backfill shards")
+        for col in ("backfill", "shard", "status", "records", "run", "updated (UTC)"):
+            t.add_column(col, overflow="fold")
+        for row in shards:
+            t.add_row(
+                row["backfill_id"], str(row["shard"]), row["status"], str(row["records"]),
+                row["run_id"] or "-", f"{row['updated_at']:%Y-%m-%d %H:%M:%S}",
+            )  # fmt: skip
+        console.print(t)
+    print_drift(console, store.drift(limit=DRIFT_SHOWN), store.drift_count())
     failed = store.failed_writes()
     if not failed:
         console.print("No parked write failures.")

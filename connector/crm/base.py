@@ -23,6 +23,29 @@ class Page:
     records: list[CrmRecord]
     activities: list[SourceActivity]
     cursor: str | None
+    scanned: int | None = None
+    """Records the feed went past to build this page (more than `records` when a backfill shard
+    keeps only its own); None means `len(records)`. Progress bars count these."""
+    total: int | None = None
+    """The CRM's count of records the feed's query matched when it started (HubSpot search's
+    `total`), for a progress bar's ETA; None where the API gives none."""
+
+
+@dataclass(frozen=True)
+class ApiHealth:
+    """How a run stands with a CRM's API limits, for metrics: what an operator alerts on before
+    the CRM starts refusing calls. Adapters offer it as `api_health()`; ratios are None where the
+    CRM has not told us (no answer yet, or no such limit)."""
+
+    calls: int
+    """Requests sent so far by this adapter (retries included)."""
+    throttled: int
+    """Answers that were 429 / REQUEST_LIMIT_EXCEEDED."""
+    window_headroom: float | None = None
+    """Share left of the short rolling window (HubSpot: X-HubSpot-RateLimit-Remaining / -Max)."""
+    daily_headroom: float | None = None
+    """Share left of the daily allocation (HubSpot: Daily-Remaining / Daily; Salesforce:
+    Sforce-Limit-Info api-usage, (max - used) / max)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,8 @@ class Feed:
     scope: str
     pull: Callable[[str | None], Iterator[Page]]
     kind: Literal["records", "activities"] = "records"
+    start: str | None = None
+    """The cursor to start from when none is stored (a backfill starts at its `--since`)."""
 
 
 class CrmAdapter(Protocol):

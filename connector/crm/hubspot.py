@@ -43,7 +43,7 @@ from hubspot.crm.objects.models import (
     BatchReadInputSimplePublicObjectId as ObjectsBatchReadInput,
 )
 
-from connector.crm.base import Feed, Page
+from connector.crm.base import ApiHealth, Feed, Page
 from connector.crm.concurrency import Pool, prefetch
 from connector.crm.hubspot_cursor import Position, epoch_ms, from_epoch_ms
 from connector.crm.hubspot_errors import headers_of, status_of, translate
@@ -182,6 +182,8 @@ class HubSpotAdapter:
         self.prefetch_pages = prefetch_pages
         self.clock = clock
         self.calls = 0
+        self.throttled = 0
+        """429 answers (rolling window, secondly or daily), for metrics."""
         self.requests: Counter[str] = Counter()
         """Requests sent per endpoint label (`search:contacts`, `events:<type>`, ...), retries included."""
         self._lock = threading.Lock()
@@ -194,6 +196,7 @@ class HubSpotAdapter:
         self._events = _guard_json(client.events.events_api)
         self._properties = _guard_json(client.crm.properties.core_api)
         self._object_batch: dict[str, Any] = {}
+        self._search_total: int | None = None
         self.start_run()
 
     def start_run(self) -> None:
@@ -206,6 +209,10 @@ class HubSpotAdapter:
 
     def close(self) -> None:
         self.pool.close()
+
+    def api_health(self) -> ApiHealth:
+        window, daily = self.pacer.headroom()
+        return ApiHealth(self.calls, self.throttled, window_headroom=window, daily_headroom=daily)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -241,6 +248,9 @@ class HubSpotAdapter:
                 if missing_ok and status_of(exc) == 404:
                     return None
                 error = translate(exc, action)
+                if status_of(exc) == 429:
+                    with self._lock:
+                        self.throttled += 1
                 if isinstance(error, DailyLimitExhausted):
                     self.pacer.exhaust()  # the other threads stop before sending, not after a 429
                 if forbidden is not None and status_of(exc) == 403:
@@ -384,26 +394,66 @@ class HubSpotAdapter:
                 out.append(Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities"))
         return out
 
-    def _contact_feed(self, cursor: str | None, until: datetime) -> Iterator[Page]:
-        return prefetch(self._contact_pages(cursor, until), self.prefetch_pages)
+    def backfill_feeds(
+        self, since: datetime, until: datetime, keep: Callable[[CrmRecord], bool] | None = None
+    ) -> list[Feed]:
+        """The same feeds over [since, until) only, for `connector backfill`.
 
-    def _contact_pages(self, cursor: str | None, until: datetime) -> Iterator[Page]:
+        `keep` picks a shard's records: every search page is read (cursors move over all of
+        them), but only kept contacts are hydrated (associations, engagements, history: the
+        expensive reads) and handed to the engine; event pages keep only kept contacts' events.
+        """
+        start = Position(ts=epoch_ms(since)).encode()
+        out = [
+            Feed(
+                scope="hubspot:contacts:lastmodifieddate",
+                pull=partial(self._contact_feed, until=until, keep=keep),
+                start=start,
+            )
+        ]
+        if self.mapping.activities.events.enabled:
+            for event_type in self.mapping.activities.events.types:
+                pull = partial(self._event_feed, event_type, until=until, keep=keep)
+                out.append(
+                    Feed(scope=f"hubspot:events:{event_type}", pull=pull, kind="activities", start=start)
+                )
+        return out
+
+    def _contact_feed(
+        self, cursor: str | None, until: datetime, keep: Callable[[CrmRecord], bool] | None = None
+    ) -> Iterator[Page]:
+        return prefetch(self._contact_pages(cursor, until, keep), self.prefetch_pages)
+
+    def _contact_pages(
+        self, cursor: str | None, until: datetime, keep: Callable[[CrmRecord], bool] | None = None
+    ) -> Iterator[Page]:
         """Pages of up to 1,000 contacts (one associations read covers a page) with their activities."""
         start = Position.decode(cursor, "hubspot:contacts:lastmodifieddate")
         group: list[Any] = []
+        scanned = 0
+        total: int | None = None
         position = start
         emitted = start
         for objs, position in self._search_contacts(start, until):
-            group.extend(objs)
-            if len(group) > ASSOC_BATCH_LIMIT - SEARCH_PAGE:
-                yield self._contact_page(group, position)
-                group, emitted = [], position
+            if total is None:
+                total = self._search_total
+            scanned += len(objs)
+            group.extend(o for o in objs if keep is None or keep(self._record(o)))
+            if len(group) > ASSOC_BATCH_LIMIT - SEARCH_PAGE or (
+                keep is not None and scanned >= ASSOC_BATCH_LIMIT
+            ):
+                yield self._contact_page(group, position, scanned, total)
+                group, emitted, scanned = [], position, 0
         if group or position != emitted:
-            yield self._contact_page(group, position)
+            yield self._contact_page(group, position, scanned, total)
 
-    def _contact_page(self, objs: list[Any], position: Position) -> Page:
-        records, activities = self._hydrate(objs)
-        return Page(records=records, activities=activities, cursor=position.encode())
+    def _contact_page(
+        self, objs: list[Any], position: Position, scanned: int | None = None, total: int | None = None
+    ) -> Page:
+        records, activities = self._hydrate(objs) if objs else ([], [])
+        return Page(
+            records=records, activities=activities, cursor=position.encode(), scanned=scanned, total=total
+        )
 
     def pull_contacts(
         self, cursor: str | datetime | None, until: datetime | None = None
@@ -504,19 +554,37 @@ class HubSpotAdapter:
             kind="search",
         )
         more = bool(page.paging and page.paging.next and page.paging.next.after)
+        self._search_total = int(page.total) if isinstance(page.total, int) else None
         return list(page.results or []), more
 
     # ------------------------------------------------------------------ events
 
-    def _event_feed(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+    def _event_feed(
+        self,
+        event_type: str,
+        cursor: str | None,
+        until: datetime,
+        keep: Callable[[CrmRecord], bool] | None = None,
+    ) -> Iterator[Page]:
         """Event pages with the contacts they concern (to resolve their people), read ahead: an
         activities page only extends timelines, so nothing written meanwhile can make it stale."""
-        return prefetch(self._event_record_pages(event_type, cursor, until), self.prefetch_pages)
+        return prefetch(self._event_record_pages(event_type, cursor, until, keep), self.prefetch_pages)
 
-    def _event_record_pages(self, event_type: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+    def _event_record_pages(
+        self,
+        event_type: str,
+        cursor: str | None,
+        until: datetime,
+        keep: Callable[[CrmRecord], bool] | None = None,
+    ) -> Iterator[Page]:
         for activities, next_cursor in self._event_pages(event_type, cursor, until):
             records = self.read_contacts(sorted({a.record_id for a in activities})) if activities else []
-            yield Page(records=records, activities=activities, cursor=next_cursor)
+            scanned = len(records)
+            if keep is not None:
+                records = [r for r in records if keep(r)]
+                mine = {r.record_id for r in records}
+                activities = [a for a in activities if a.record_id in mine]
+            yield Page(records=records, activities=activities, cursor=next_cursor, scanned=scanned)
 
     def _event_pages(
         self, event_type: str, cursor: str | None, until: datetime | None

@@ -72,6 +72,12 @@ class PacerStats:
     granted: dict[str, int] = field(default_factory=lambda: {"general": 0, "search": 0})
     waited: float = 0.0
     penalties: int = 0
+    window_max: int | None = None
+    """HubSpot's X-HubSpot-RateLimit-Max of the last answer that carried it."""
+    window_remaining: int | None = None
+    """HubSpot's X-HubSpot-RateLimit-Remaining of the same answer."""
+    daily_max: int | None = None
+    """HubSpot's X-HubSpot-RateLimit-Daily of the last answer that carried it."""
     slots: list[tuple[str, float]] = field(default_factory=list)
     """(kind, monotonic time) of every granted slot, for tests and the benchmark."""
 
@@ -184,7 +190,12 @@ class Pacer:
         top = _int(values.get("x-hubspot-ratelimit-max"))
         remaining = _int(values.get("x-hubspot-ratelimit-remaining"))
         daily_remaining = _int(values.get("x-hubspot-ratelimit-daily-remaining"))
+        daily_max = _int(values.get("x-hubspot-ratelimit-daily"))
         with self._lock:
+            if top is not None and remaining is not None:
+                self.stats.window_max, self.stats.window_remaining = top, remaining
+            if daily_max is not None:
+                self.stats.daily_max = daily_max
             window = self._general
             if window is not None and top is not None and 0 < top < window.limit:
                 log.info(
@@ -218,6 +229,22 @@ class Pacer:
         """HubSpot answered a DAILY 429: no thread sends another request this run."""
         with self._lock:
             self._daily_left = min(self._daily_left or 0, self.limits.daily_reserve)
+
+    def headroom(self) -> tuple[float | None, float | None]:
+        """(share left of the 10 s window, share left of the day) as HubSpot last reported them;
+        the day falls back to our own estimate against the configured daily limit."""
+        with self._lock:
+            stats = self.stats
+            window = (
+                max(0, stats.window_remaining) / stats.window_max
+                if stats.window_max and stats.window_remaining is not None
+                else None
+            )
+            daily_max = stats.daily_max or self.limits.daily
+            daily = (
+                max(0, self._daily_left) / daily_max if daily_max and self._daily_left is not None else None
+            )
+        return window, daily
 
     @property
     def daily_left(self) -> int | None:

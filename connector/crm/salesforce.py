@@ -31,7 +31,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 from simple_salesforce.format import format_soql
 
-from connector.crm.base import Feed, Page
+from connector.crm.base import ApiHealth, Feed, Page
 from connector.crm.retry import RetryPolicy
 from connector.errors import (
     ApiShareReached,
@@ -223,6 +223,8 @@ class ApiBudget:
         self.remaining: int | None = None
         self.allowed = 0
         self.used = 0
+        self.total: int | None = None
+        """The org's daily allocation, from the last `Sforce-Limit-Info` (or `limits`)."""
 
     def start(self, remaining: int, *, spent: int = 0) -> None:
         """`remaining` now, after `spent` calls this run already made (the `limits` call itself)."""
@@ -246,6 +248,7 @@ class ApiBudget:
         self.used += 1
         reported = usage.get("api-usage")
         if reported is not None and getattr(reported, "total", None):
+            self.total = int(reported.total)
             self.remaining = int(reported.total) - int(reported.used)
         elif self.remaining is not None:
             self.remaining -= 1
@@ -274,6 +277,8 @@ class SalesforceAdapter:
         self.retry = retry
         self.timeout = timeout
         self.calls = 0
+        self.throttled = 0
+        """REQUEST_LIMIT_EXCEEDED answers, for metrics."""
         self.budget = ApiBudget(api_share)
         self._relogin = relogin
         self._campaigns: dict[str, tuple[str, str]] | None = None
@@ -290,6 +295,8 @@ class SalesforceAdapter:
                 self.budget.after_call({})
                 error = translate(exc, action)
                 code, _ = _error_code(exc)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    self.throttled += 1
                 if code == "INVALID_SESSION_ID" and self._relogin is not None:
                     log.info("Salesforce session expired; logging in again", extra={"event": "crm.relogin"})
                     self.client = self._relogin()
@@ -302,12 +309,21 @@ class SalesforceAdapter:
 
         return self.retry.call(attempt)
 
+    def api_health(self) -> ApiHealth:
+        budget = self.budget
+        daily = (
+            max(0, budget.remaining) / budget.total if budget.total and budget.remaining is not None else None
+        )
+        return ApiHealth(self.calls, self.throttled, daily_headroom=daily)
+
     def begin(self) -> None:
         """Start a run: read the org's remaining daily API requests (one call) to size the share."""
         self._campaigns = None  # campaigns are re-read once per run
         limits = self._call("reading API limits", lambda sf: sf.limits(timeout=self.timeout))
         daily = (limits or {}).get("DailyApiRequests") or {}
         remaining = daily.get("Remaining")
+        if isinstance(daily.get("Max"), int) and daily["Max"] > 0:
+            self.budget.total = daily["Max"]
         if isinstance(remaining, int):
             self.budget.start(remaining, spent=1)  # the limits call itself was counted
 

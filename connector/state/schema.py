@@ -256,3 +256,42 @@ pending = Table(
 )
 """Records whose person has new activity but has not been evaluated since (crash-safe hand-over
 from activity feeds to the evaluation pass)."""
+
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("since", UtcDateTime(), nullable=False),
+    Column("until", UtcDateTime(), nullable=False),
+    Column("shards", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+"""One row per `backfill --since --until` range and shard count. The first shard to start fixes
+`until` (when not given: its start minus the search lag), so every shard and every resume of a
+shard reads the very same range."""
+
+backfill_shards = Table(
+    "backfill_shards",
+    metadata,
+    Column("backfill_id", String(80), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+)
+"""Progress per shard (`running`, `done`): records decided so far and the run that last worked on
+it. The shard's cursors live in `cursors` under `backfill:<id>:<shard>/<N>:<feed scope>`."""
+
+drift = Table(
+    "drift",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("fields", String(40), nullable=False),
+    Column("detail_json", Text, nullable=False),
+    Column("detected_at", UtcDateTime(), nullable=False),
+)
+"""People in both CRMs whose stage or owner differs between them after the last run that decided
+them (`lifecycle.drift`); replaced for each person decided, so it always reflects the latest view."""

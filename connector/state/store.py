@@ -49,6 +49,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld, LeaseLost, SchemaBehind
+from connector.lifecycle.drift import Drift
 from connector.model import Activity, Crm, CrmRecord, Decision, WriteIntent, WriteResult
 from connector.state import migrations
 from connector.state import schema as t
@@ -122,6 +123,26 @@ class StoredDecision:
     owner_reason: str | None
     signals: dict[str, Any]
     trace: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class BackfillRow:
+    id: str
+    since: datetime
+    until: datetime
+    shards: int
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    """A person whose CRMs disagree: per CRM their stage and owner (rep key, or `crm:id`)."""
+
+    person_id: str
+    email: str | None
+    fields: tuple[str, ...]
+    stages: dict[str, str | None]
+    owners: dict[str, str | None]
+    detected_at: datetime
 
 
 @dataclass(frozen=True)
@@ -492,6 +513,7 @@ class StateStore:
         c.execute(t.decisions.delete().where(t.decisions.c.person_id == drop))
         c.execute(t.person_snapshots.delete().where(t.person_snapshots.c.person_id == drop))
         c.execute(t.stage_entries.delete().where(t.stage_entries.c.person_id == drop))
+        c.execute(t.drift.delete().where(t.drift.c.person_id == drop))
         c.execute(t.persons.delete().where(t.persons.c.id == drop))
 
     def find_person(self, key: str) -> str | None:
@@ -1194,6 +1216,121 @@ class StateStore:
                 for r in rows
             ]
 
+    # ------------------------------------------------------------------ backfills
+
+    def backfill(
+        self, since: datetime, until: datetime | None, shards: int, default_until: datetime
+    ) -> BackfillRow:
+        """The backfill of [since, until) in `shards` shards, created by the first shard to ask.
+
+        Its id names the range as given (`until` "open" when not given), so every shard of one
+        Indexed Job, and every restart of a shard, finds the same row and the same fixed `until`:
+        `default_until` (the first shard's start minus the search lag) when not given or later,
+        so the connector's own writes never fall inside the range it reads.
+        """
+        given = until.strftime("%Y%m%dT%H%M%SZ") if until else "open"
+        backfill_id = f"{since:%Y%m%dT%H%M%SZ}-{given}-{shards}"
+        now = self.clock()
+        with self.engine.begin() as c:
+            _insert_ignore(
+                c, t.backfills, id=backfill_id, since=since, until=min(until or default_until, default_until),
+                shards=shards,
+                created_at=now,
+            )  # fmt: skip
+            row = c.execute(select(t.backfills).where(t.backfills.c.id == backfill_id)).one()
+        return BackfillRow(id=row.id, since=row.since, until=row.until, shards=int(row.shards))
+
+    def backfill_shard_started(self, backfill_id: str, shard: int, run_id: str) -> None:
+        now = self.clock()
+        with self._c() as c:
+            fresh = {
+                "status": "running",
+                "records": 0,
+                "run_id": run_id,
+                "started_at": now,
+                "updated_at": now,
+            }
+            if not _insert_ignore(c, t.backfill_shards, backfill_id=backfill_id, shard=shard, **fresh):
+                bs = t.backfill_shards.c
+                c.execute(
+                    update(t.backfill_shards)
+                    .where(bs.backfill_id == backfill_id, bs.shard == shard)
+                    .values(status="running", run_id=run_id, updated_at=now, finished_at=None)
+                )
+
+    def backfill_shard_progress(
+        self, backfill_id: str, shard: int, records: int, *, done: bool = False
+    ) -> None:
+        """Add `records` decided, after each committed page (informational: a crash between the
+        page's commit and this undercounts by one page; cursors, not this count, decide resuming)."""
+        now = self.clock()
+        bs = t.backfill_shards.c
+        values: dict[str, Any] = {"records": bs.records + records, "updated_at": now}
+        if done:
+            values.update(status="done", finished_at=now)
+        with self._c() as c:
+            c.execute(
+                update(t.backfill_shards)
+                .where(bs.backfill_id == backfill_id, bs.shard == shard)
+                .values(**values)
+            )
+
+    def backfill_shards(self, backfill_id: str | None = None) -> list[dict[str, Any]]:
+        bs = t.backfill_shards.c
+        query = select(t.backfill_shards).order_by(bs.backfill_id, bs.shard)
+        if backfill_id is not None:
+            query = query.where(bs.backfill_id == backfill_id)
+        with self._c() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    # ------------------------------------------------------------------ drift
+
+    def save_drift(self, person_ids: Sequence[str], found: Sequence[Drift], at: datetime) -> None:
+        """Replace the drift rows of the people just decided with what was found for them."""
+        with self._c() as c:
+            if person_ids:
+                c.execute(delete(t.drift).where(t.drift.c.person_id.in_(sorted(set(person_ids)))))
+            rows = [
+                {
+                    "person_id": d.person_id,
+                    "fields": ",".join(d.fields),
+                    "detail_json": json.dumps({"stages": dict(d.stages), "owners": dict(d.owners)}),
+                    "detected_at": at,
+                }
+                for d in {d.person_id: d for d in found}.values()
+            ]
+            if rows:
+                c.execute(insert(t.drift), rows)
+
+    def drift(self, limit: int | None = None) -> list[DriftRow]:
+        """People whose CRMs disagree, with each CRM's stage and owner, newest first."""
+        d = t.drift.c
+        query = select(t.drift, t.persons.c.email).join(
+            t.persons, t.persons.c.id == d.person_id, isouter=True
+        )
+        query = query.order_by(d.detected_at.desc(), d.person_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._c() as c:
+            out = []
+            for r in c.execute(query):
+                detail = json.loads(r.detail_json)
+                out.append(
+                    DriftRow(
+                        person_id=r.person_id,
+                        email=r.email,
+                        fields=tuple(f for f in r.fields.split(",") if f),
+                        stages=detail.get("stages", {}),
+                        owners=detail.get("owners", {}),
+                        detected_at=r.detected_at,
+                    )
+                )
+            return out
+
+    def drift_count(self) -> int:
+        with self._c() as c:
+            return int(c.execute(select(func.count()).select_from(t.drift)).scalar() or 0)
+
     # ------------------------------------------------------------------ forget
 
     def forget(self, key: str) -> ForgetReport:
@@ -1258,6 +1395,7 @@ class StateStore:
                 "stage entries",
                 c.execute(delete(t.stage_entries).where(t.stage_entries.c.person_id.in_(pids))).rowcount,
             )
+            count("drift rows", c.execute(delete(t.drift).where(t.drift.c.person_id.in_(pids))).rowcount)
             count(
                 "journalled writes",
                 c.execute(delete(t.write_journal).where(t.write_journal.c.person_id.in_(pids))).rowcount,

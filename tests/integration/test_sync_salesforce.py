@@ -384,3 +384,50 @@ def test_leases_are_per_crm_account_and_object(joint: Joint, monkeypatch: pytest
         "salesforce:00D000000000001EAA:Lead",
         "salesforce:00D000000000001EAA:Contact",
     }
+
+
+def test_an_owner_changed_by_hand_in_one_crm_is_listed_as_drift(
+    joint: Joint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rep reassigned in HubSpot only: the connector keeps an active owner, so the CRMs now
+    disagree; `status` lists the person with each CRM's rep, and the gauge counts them."""
+    joint.settings = joint.settings.model_copy(update={"hubspot_search_lag": 0.0})
+    first = joint.engine().sync()
+    before = {d.person_id for d in joint.state.drift()}
+    assert first.drift_people == len(before)
+    cross = next(e for e in joint.demo.salesforce_expected if e.persona == "cross_web_and_call")
+    pid = joint.state.find_person(cross.record_id)
+    assert pid is not None
+    assert pid not in before
+    contact_id = next(rid for crm, _obj, rid in joint.state.records_of(pid) if crm == "hubspot")
+    contact = joint.demo.hubspot.contacts[contact_id]
+    reps = load_mappings(REPO / "mappings").routing.reps
+    rep_of = {rep.hubspot_owner_id: key for key, rep in reps.items()}
+    mine = rep_of[contact["hubspot_owner_id"]]
+    other = next(key for key in ("ana", "ben", "dev") if key != mine)
+    contact["hubspot_owner_id"] = reps[other].hubspot_owner_id  # a rep changed it by hand
+    contact["lastmodifieddate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+    second = joint.engine().sync()
+    drift = {d.person_id: d for d in joint.state.drift()}
+    assert set(drift) == before | {pid}
+    assert second.drift_people == len(drift)
+    assert drift[pid].fields == ("owner",)
+    assert drift[pid].owners == {"hubspot": other, "salesforce": mine}
+    assert drift[pid].stages == {"hubspot": "sql", "salesforce": "sql"}
+
+    monkeypatch.setenv("CONNECTOR_STATE_URL", joint.settings.state_url)
+    assert run_cli("status", "--json") == 0
+    import json
+
+    listed = {d["person_id"]: d for d in json.loads(capsys.readouterr().out)["drift"]}
+    assert listed[pid]["owners"] == {"hubspot": other, "salesforce": mine}
+    assert listed[pid]["email"] == joint.state.person_email(pid)
+    assert run_cli("status") == 0
+    assert f"{len(drift)} people differ" in capsys.readouterr().out
+
+    # put back by hand: the next run that reads the person clears the row
+    contact["hubspot_owner_id"] = reps[mine].hubspot_owner_id
+    contact["lastmodifieddate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    joint.engine().sync()
+    assert pid not in {d.person_id for d in joint.state.drift()}
