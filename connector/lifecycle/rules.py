@@ -132,6 +132,11 @@ class CriteriaEvaluator:
     def signals(self) -> SignalCalculator:
         return self._signals
 
+    def same_signals(self, other: CriteriaEvaluator) -> bool:
+        """Whether `other` computes the same signals from the same timeline (same definitions)."""
+        mine, theirs = self._criteria, other.criteria
+        return mine.signals == theirs.signals and mine.activity_types == theirs.activity_types
+
     def rank(self, stage: str) -> int:
         """Position of a canonical stage, lowest first (-1 for a stage the criteria do not know)."""
         return self._rank.get(stage, -1)
@@ -266,10 +271,17 @@ class CriteriaEvaluator:
         current_stage: str | None,
         now: datetime,
         handoff: Handoff | None = None,
+        signals: dict[str, SignalValue] | None = None,
     ) -> Verdict:
-        """The same outcome as `evaluate`, without traces or reasons, memoised per rule group."""
+        """The same outcome as `evaluate`, without traces or reasons, memoised per rule group.
+
+        `signals` may pass values already computed for this timeline and `now` by an evaluator
+        with the same signal definitions (`same_signals`): `simulate` compares two criteria
+        versions that usually differ only in rules, and the signals are most of the work.
+        """
         person_values = self.person_context(person)
-        signals = self._signals.compute(timeline, now)
+        if signals is None:
+            signals = self._signals.compute(timeline, now)
         fit_score, fit_grade = self._fit.quick(person_values, signals, self._lists)
         context = self.context(person_values, signals, fit_score, fit_grade)
         rule_index = self._rule_group.first(context)
