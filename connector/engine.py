@@ -32,7 +32,7 @@ from typing import Any
 
 from connector.crm.base import CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
-from connector.lifecycle.diff import FieldMap, plan_write
+from connector.lifecycle.diff import FieldMap, backward_note, plan_write
 from connector.lifecycle.gaps import Gap
 from connector.lifecycle.identity import email_domain, match_key, normalize_email
 from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
@@ -75,6 +75,8 @@ class PersonResult:
     """The CRM's lead status as a canonical name (None: empty or unmapped)."""
     gaps: tuple[Gap, ...] = ()
     """What each higher-stage rule still needs (filled by `explain` only)."""
+    stage_note: str | None = None
+    """Why a stage the criteria moved back is not written to this record (the mapping forbids it)."""
 
 
 @dataclass
@@ -803,6 +805,13 @@ class Engine:
                 stage_order=order,
                 sales_owned=frozenset(self.mappings.criteria.sales_owned),
             )
+            note = backward_note(
+                decision=record_decision,
+                current=record.owned,
+                fields=binding.fields,
+                stage_order=order,
+                sales_owned=frozenset(self.mappings.criteria.sales_owned),
+            )
             results.append(
                 PersonResult(
                     person_id=pid,
@@ -812,6 +821,7 @@ class Engine:
                     intent=_stamp_mql(intent, binding, record, record_decision, now),
                     previous_stage=self._current_stage(record),
                     previous_lead_status=self._current_status(record),
+                    stage_note=note,
                 )
             )
         first = next(r for r in results if r.record is records[0])
@@ -939,6 +949,7 @@ def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
             protected_statuses=frozenset(
                 value.strip().casefold() for value in (lead_status.protected if lead_status else [])
             ),
+            allow_backwards=crm_map.stage.allow_backwards,
         )
         objects[crm_map.object] = ObjectBinding(
             fields,
@@ -953,6 +964,7 @@ def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
                 lead_status=ValueMap(property=status.field, values=status.values) if status else None,
                 owner_property=obj.owner.field if obj.owner else None,
                 writes=frozenset(obj.writes),
+                allow_backwards=obj.stage.allow_backwards,
             )
             by_value: dict[str, str] = {}
             for (
