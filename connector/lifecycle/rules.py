@@ -8,11 +8,11 @@ status; the stage stays). Every step leaves a `RuleTrace` so `explain` can answe
 
 Backward moves are the one exception to forward-only, and only when criteria.yaml says
 `allow_backward_moves: true` (validation requires it for the two settings that ask for one): a
-disqualifier with `move_stage_back` moves a person above its cap back to the cap, and a recycle
-rule with `move_stage_to` moves the recycled person back to that stage, never below the stage
-the rules give now (which would only be undone by the next run). A Sales-owned stage is still
-never left or entered. The decision names the rule in `moved_back_by`; the diff writes the move
-only when the CRM mapping allows backward stage moves too.
+disqualifier with `move_stage_back` moves a person above its cap back to the stage the criteria
+give now (at most the cap), and a recycle rule with `move_stage_to` moves the recycled person back
+to that stage, never below the stage the rules give now (which the next run would only undo). A
+Sales-owned stage is still never left or entered. The decision names the rule in `moved_back_by`;
+the diff writes the move only when the CRM mapping allows backward stage moves too.
 
 Trace layout (what `explain` relies on): every fit rule; every stage rule, in order — those after
 the first match are listed as not evaluated (matched=False, note "not evaluated: ..."); every

@@ -157,7 +157,7 @@ def _check_backward_moves(doc: Document, criteria: Criteria) -> None:
         if not criteria.allow_backward_moves:
             doc.add(
                 loc,
-                f"disqualifier '{disqualifier.name}' moves the stage back to its cap but {switch} is false",
+                f"disqualifier '{disqualifier.name}' moves the stage back but {switch} is false",
                 f"set {switch}: true at the top level to allow it, or remove move_stage_back",
             )
         if disqualifier.cap in criteria.sales_owned:

@@ -122,7 +122,8 @@ class Disqualifier(StrictModel):
     """A reason a person may never pass `cap`; optionally sets a lead status (e.g. unqualified).
 
     A disqualifier never lowers a stage the CRM already shows, unless `move_stage_back: true` and
-    the criteria's `allow_backward_moves: true`: then a person above `cap` is moved back to it.
+    the criteria's `allow_backward_moves: true`: then a person above `cap` is moved back to the
+    stage the criteria give now (at most `cap`).
     """
 
     name: str
