@@ -487,6 +487,9 @@ class ExampleExpectation(StrictModel):
     fit_grade: str | None = None
     disqualified_by: str | None = None
     recycled_by: str | None = None
+    moved_back_by: str | None = Field(
+        default=None, description="the recycle rule or disqualifier that moved the stage back"
+    )
 
 
 class CriteriaExample(StrictModel):
