@@ -611,8 +611,10 @@ class Engine:
             # Nothing left to write for these: an older parked write no longer applies.
             self.store.clear_failed_writes([r.record for r in results if r.intent is None])
             self.store.save_decisions(report.run_id, decisions)
+            held_back = self._backward_moves_not_sent(results)
             for decision in decisions:
-                self.store.record_stage(decision.person_id, decision.stage, now)
+                if decision.person_id not in held_back:
+                    self.store.record_stage(decision.person_id, decision.stage, now)
             for pid, person, current, status in snapshots:
                 self.store.save_snapshot(pid, person, current, status, now)
             for pool, position in pointers.items():
@@ -700,6 +702,21 @@ class Engine:
         values["email"] = email or ""
         values["email_domain"] = email_domain(email)
         return values
+
+    def _backward_moves_not_sent(self, results: Sequence[PersonResult]) -> set[str]:
+        """People the criteria moved back whose stage no CRM record will get (the mapping forbids
+        it, or the record is protected). Their stage entry stays the one the CRM shows, so the
+        time in stage recycle rules read keeps counting instead of restarting at a move that
+        never happened."""
+        moved = {r.person_id for r in results if r.decision.moved_back_by is not None}
+        sent = {
+            r.person_id
+            for r in results
+            if r.person_id in moved
+            and r.intent is not None
+            and self.crms[r.record.crm].of(r.record.object_type).fields.stage.property in r.intent.changes
+        }
+        return moved - sent
 
     def _current_stage(self, record: CrmRecord) -> str | None:
         binding = self.crms[record.crm].of(record.object_type)

@@ -135,18 +135,9 @@ def test_a_quiet_unaccepted_mql_is_recycled_by_the_sweep_and_a_worked_one_is_not
     assert "recycled by mql_went_quiet" in decision.reason
 
 
-def test_with_both_switches_a_quiet_mql_is_moved_back_to_lead_cleared_then_set(
-    demo, connector_env, tmp_path, monkeypatch
-) -> None:
-    """allow_backward_moves + `move_stage_to: lead` in criteria.yaml and `stage.allow_backwards` in
-    hubspot.yaml: 60 quiet days later the unaccepted MQLs go back to lead. HubSpot only moves
-    lifecyclestage forward, so each is cleared (with the nurture status) in one batch update, set
-    to lead (with the reason) in a second, then read back; a worked MQL and a customer stay."""
-    from datetime import timedelta
-
-    from connector.cli import _engine
-
-    store, outcomes = demo
+def _backward_mappings(tmp_path: Path, *, hubspot_allows: bool) -> Path:
+    """The shipped mappings with `allow_backward_moves` and `move_stage_to: lead` on the recycle
+    rule (its example updated), and hubspot.yaml's `stage.allow_backwards` as given."""
     folder = tmp_path / "mappings"
     shutil.copytree(MAPPINGS, folder)
     criteria = (folder / "criteria.yaml").read_text(encoding="utf-8")
@@ -165,11 +156,28 @@ def test_with_both_switches_a_quiet_mql_is_moved_back_to_lead_cleared_then_set(
         "lead_status: nurture}"
     )
     (folder / "criteria.examples.yaml").write_text(examples.replace(old, new), encoding="utf-8")
-    hubspot = (folder / "hubspot.yaml").read_text(encoding="utf-8")
-    assert hubspot.count("  # allow_backwards: true\n") == 1
-    (folder / "hubspot.yaml").write_text(
-        hubspot.replace("  # allow_backwards: true\n", "  allow_backwards: true\n")
-    )
+    if hubspot_allows:
+        hubspot = (folder / "hubspot.yaml").read_text(encoding="utf-8")
+        assert hubspot.count("  # allow_backwards: true\n") == 1
+        (folder / "hubspot.yaml").write_text(
+            hubspot.replace("  # allow_backwards: true\n", "  allow_backwards: true\n")
+        )
+    return folder
+
+
+def test_with_both_switches_a_quiet_mql_is_moved_back_to_lead_cleared_then_set(
+    demo, connector_env, tmp_path, monkeypatch
+) -> None:
+    """allow_backward_moves + `move_stage_to: lead` in criteria.yaml and `stage.allow_backwards` in
+    hubspot.yaml: 60 quiet days later the unaccepted MQLs go back to lead. HubSpot only moves
+    lifecyclestage forward, so each is cleared (with the nurture status) in one batch update, set
+    to lead (with the reason) in a second, then read back; a worked MQL and a customer stay."""
+    from datetime import timedelta
+
+    from connector.cli import _engine
+
+    store, outcomes = demo
+    folder = _backward_mappings(tmp_path, hubspot_allows=True)
     monkeypatch.setenv("CONNECTOR_MAPPINGS_DIR", str(folder))
 
     assert run_cli("sync") == 0
@@ -203,3 +211,44 @@ def test_with_both_switches_a_quiet_mql_is_moved_back_to_lead_cleared_then_set(
         assert store.contacts[o.contact_id]["lifecyclestage"] == "marketingqualifiedlead"
     customer = next(o for o in outcomes if o.persona == "sales_owned_customer")
     assert store.contacts[customer.contact_id]["lifecyclestage"] == "customer"
+
+
+def test_when_hubspot_does_not_allow_it_the_stage_stays_and_explain_says_why(
+    demo, connector_env, tmp_path, monkeypatch
+) -> None:
+    from datetime import timedelta
+
+    from rich.console import Console
+
+    from connector import report
+    from connector.cli import _engine
+
+    store, outcomes = demo
+    monkeypatch.setenv("CONNECTOR_MAPPINGS_DIR", str(_backward_mappings(tmp_path, hubspot_allows=False)))
+    assert run_cli("sync") == 0
+    quiet = next(o for o in outcomes if o.persona == "mql_pricing_interest")
+    first_request = len(store.requests)
+    with _engine(None) as engine:
+        later = engine.clock() + timedelta(days=60)
+        engine.clock = lambda: later
+        engine.sync()
+        result = engine.explain(quiet.email)
+    props = store.contacts[quiet.contact_id]
+    assert (props["lifecyclestage"], props["hs_lead_status"]) == ("marketingqualifiedlead", "BAD_TIMING")
+    assert not any(
+        "lifecyclestage" in item.get("properties", {})
+        for r in store.requests[first_request:]
+        if r.path.endswith("/batch/update")
+        for item in r.body["inputs"]
+        if item["id"] == quiet.contact_id
+    )
+    assert result is not None
+    assert result.decision.moved_back_by == "mql_went_quiet"
+    assert result.stage_note is not None
+    assert "stage.allow_backwards: true" in result.stage_note
+    console = Console(record=True, width=200)
+    report.print_explain(console, result, None)
+    shown = console.export_text()
+    assert "Moved back by: mql_went_quiet" in shown
+    assert "Stage not written: the criteria move the stage back to lead (mql_went_quiet)" in shown
+    assert report.explain_json(result, None)["stage_note"] == result.stage_note
