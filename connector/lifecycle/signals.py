@@ -42,6 +42,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter, itemgetter
 
 from connector.mapping.schema import ActivityFilter, ActivityTypeSpec, SignalSpec
 from connector.model import Activity
@@ -71,6 +72,10 @@ class _Filter:
             name_patterns=tuple(re.compile(pattern) for pattern in spec.name_patterns),
         )
 
+    def is_empty(self) -> bool:
+        """No filter at all: every activity of a declared type passes."""
+        return not (self.types or self.channels or self.url_patterns or self.name_patterns)
+
     def matches(self, type_: str, channel: str, url: str | None, name: str | None) -> bool:
         """All present filters must hold (AND); within one filter any value may match (OR)."""
         if self.types and type_ not in self.types:
@@ -89,6 +94,10 @@ def _search_any(patterns: tuple[re.Pattern[str], ...], text: str | None) -> bool
     return any(pattern.search(text) for pattern in patterns)
 
 
+_SOURCE_KEY = attrgetter("source", "source_id")
+_CHANNEL = itemgetter(2)
+_DATE = itemgetter(3)
+
 _Event = tuple[timedelta, str, str, int]
 """One activity inside the longest window: (age, type, channel, calendar date ordinal in UTC).
 A plain tuple: one is built per activity per person, and tuples are the cheapest to create."""
@@ -98,18 +107,17 @@ A plain tuple: one is built per activity per person, and tuples are the cheapest
 class _Profile:
     """For one (type, url, name): the signals whose filters it passes, and whose anchors.
 
-    `main`/`anchor` are the plain lists (index, window). The other three are the same facts laid
-    out for the inner loop: indexed by the activity's age rank (how many distinct windows are
-    already shorter than its age), the count signals to increment, the other signals and the
-    anchors to hand the event to. One bisect then replaces a window comparison per signal.
+    `main`/`anchor` are the plain lists (index, window). `plans` lays the same facts out for the
+    inner loop, indexed by the activity's age rank (how many distinct windows are already shorter
+    than its age): the filtered count signals to increment, the other filtered signals and the
+    anchors to hand the event to. Signals without a filter are not listed: they read every event
+    of their window from the per-rank buckets. One bisect replaces a window test per signal.
     """
 
     channel: str
     main: tuple[tuple[int, timedelta], ...]
     anchor: tuple[tuple[int, timedelta], ...]
-    counts: tuple[tuple[int, ...], ...] = ()
-    events: tuple[tuple[int, ...], ...] = ()
-    anchors: tuple[tuple[int, ...], ...] = ()
+    plans: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,17 +142,19 @@ class _Signal:
         kind = self.kind
         if kind == "count":
             return len(events)
+        # C-level helpers (itemgetter, min over tuples, whose first item is the age): this runs for
+        # every signal of every person.
         if kind == "distinct_channels":
-            return len({event[2] for event in events})
+            return len(set(map(_CHANNEL, events)))
         if kind == "distinct_days":
-            return len({event[3] for event in events})
+            return len(set(map(_DATE, events)))
         if kind == "days_since_last":
-            return min(event[0] for event in events) // _DAY if events else self.window_days
+            return min(events)[0] // _DAY if events else self.window_days
         if kind == "days_since_first":
-            return max(event[0] for event in events) // _DAY if events else 0
+            return max(events)[0] // _DAY if events else 0
         if kind == "score":
             return self._score(events)
-        days = sorted({event[3] for event in events})
+        days = sorted(set(map(_DATE, events)))
         if kind == "longest_gap_days":
             return max((later - earlier for earlier, later in itertools.pairwise(days)), default=0)
         if kind == "returns":
@@ -154,7 +164,7 @@ class _Signal:
         return self._cadence(days, anchors)
 
     def _cadence(self, days: list[int], anchors: Sequence[_Event]) -> int:
-        anchor_days = sorted({event[3] for event in anchors})
+        anchor_days = sorted(set(map(_DATE, anchors)))
         if self.anchor is not None:
             if not anchor_days:
                 return 0
@@ -175,13 +185,18 @@ class _Signal:
     def _score(self, events: Sequence[_Event]) -> float:
         per_type: dict[str, list[float]] = {}
         half_life = self.half_life_days
+        points_of = self.points
         for age, type_, _channel, _day in events:
-            points = self.points.get(type_)
+            points = points_of.get(type_)
             if not points:
                 continue
             if half_life is not None:
                 points *= 0.5 ** ((age / _DAY) / half_life)
-            per_type.setdefault(type_, []).append(points)
+            bucket = per_type.get(type_)
+            if bucket is None:
+                per_type[type_] = [points]
+            else:
+                bucket.append(points)
         # fsum is exact and order-independent: the same timeline gives the same score in any order.
         subtotals = []
         for type_, contributions in per_type.items():
@@ -228,6 +243,10 @@ class SignalCalculator:
         self._windows = tuple(signal.window for signal in self._signals)
         self._longest = max(self._windows, default=_ZERO)
         self._ranks = sorted(set(self._windows))
+        # Signals whose filter is empty take every declared activity in their window: they read the
+        # per-rank buckets (the first `_reach[i]` of them) instead of a list of their own.
+        self._open = tuple(signal.filter.is_empty() for signal in self._signals)
+        self._reach = tuple(self._ranks.index(signal.window) + 1 for signal in self._signals)
         self._profiles: dict[tuple[str, str | None, str | None], _Profile | None] = {}
 
     @property
@@ -252,17 +271,20 @@ class SignalCalculator:
 
         This is the hot loop of every run and of `simulate` (20 million activities for a million
         people), so it works on the memoised profiles: per activity one dict lookup, one age, one
-        bisect for the age rank, then plain index lists. Count signals are tallied as integers;
-        only the other kinds get the event tuples. `reference_compute` is the same definition
-        written plainly, and a property test holds the two to identical results.
+        bisect for the age rank, one event into that rank's bucket, then short index lists for the
+        filtered signals (filtered counts are tallied as integers). Unfiltered signals read the
+        buckets of the ranks inside their window. Every kind's value is independent of the order
+        of its events. `reference_compute` is the same definition written plainly, and a property
+        test holds the two to identical results.
         """
         now_utc = now if now.tzinfo is UTC else as_utc(now)
         signals = self._signals
         counts = [0] * len(signals)
         matched: list[list[_Event]] = [[] for _ in signals]
         anchored: list[list[_Event]] = [[] for _ in signals]
-        longest = self._longest
         ranks = self._ranks
+        buckets: list[list[_Event]] = [[] for _ in ranks]
+        longest = self._longest
         profiles = self._profiles
         for activity in _unique(timeline):
             profile = profiles.get((activity.type, activity.url, activity.name), _UNSEEN)
@@ -277,22 +299,30 @@ class SignalCalculator:
             if age < _ZERO or age >= longest:
                 continue
             rank = bisect_right(ranks, age)
-            for index in profile.counts[rank]:
+            event = (age, activity.type, profile.channel, at.toordinal())
+            buckets[rank].append(event)
+            tallied, main, anchor = profile.plans[rank]
+            for index in tallied:
                 counts[index] += 1
-            main = profile.events[rank]
-            anchor = profile.anchors[rank]
-            if main or anchor:
-                event = (age, activity.type, profile.channel, at.toordinal())
-                for index in main:
-                    matched[index].append(event)
-                for index in anchor:
-                    anchored[index].append(event)
-        return {
-            signal.name: counts[index]
-            if signal.kind == "count"
-            else signal.value(matched[index], anchored[index])
-            for index, signal in enumerate(signals)
-        }
+            for index in main:
+                matched[index].append(event)
+            for index in anchor:
+                anchored[index].append(event)
+        prefix: list[list[_Event]] = []
+        for bucket in buckets:
+            prefix.append(prefix[-1] + bucket if prefix else bucket)
+        values: dict[str, SignalValue] = {}
+        for index, signal in enumerate(signals):
+            if self._open[index]:
+                events = prefix[self._reach[index] - 1]
+                values[signal.name] = (
+                    len(events) if signal.kind == "count" else signal.value(events, anchored[index])
+                )
+            elif signal.kind == "count":
+                values[signal.name] = counts[index]
+            else:
+                values[signal.name] = signal.value(matched[index], anchored[index])
+        return values
 
     def reference_compute(self, timeline: Sequence[Activity], now: datetime) -> dict[str, SignalValue]:
         """`compute` written plainly: every activity checked against every signal's filter and window.
@@ -337,20 +367,20 @@ class SignalCalculator:
             )
             # Rank r holds ages in [ranks[r-1], ranks[r]): exactly the signals whose window > ranks[r-1].
             floors = (_ZERO, *self._ranks)
-            kinds = [signal.kind for signal in self._signals]
+            count = [signal.kind == "count" for signal in self._signals]
+            kept = [(i, window) for i, window in main if not self._open[i]]
             profile = _Profile(
                 channel,
                 main,
                 anchor,
-                counts=tuple(
-                    tuple(i for i, window in main if window > floor and kinds[i] == "count")
+                plans=tuple(
+                    (
+                        tuple(i for i, window in kept if window > floor and count[i]),
+                        tuple(i for i, window in kept if window > floor and not count[i]),
+                        tuple(i for i, window in anchor if window > floor),
+                    )
                     for floor in floors
                 ),
-                events=tuple(
-                    tuple(i for i, window in main if window > floor and kinds[i] != "count")
-                    for floor in floors
-                ),
-                anchors=tuple(tuple(i for i, window in anchor if window > floor) for floor in floors),
             )
         if len(self._profiles) >= _PROFILE_MEMO_SIZE:
             self._profiles.clear()
@@ -360,7 +390,7 @@ class SignalCalculator:
 
 def _unique(timeline: Sequence[Activity]) -> Sequence[Activity]:
     """One activity per (source, source_id); of two versions, the same one whatever the order."""
-    if len({(activity.source, activity.source_id) for activity in timeline}) == len(timeline):
+    if len(set(map(_SOURCE_KEY, timeline))) == len(timeline):
         return timeline
     kept: dict[tuple[str, str], Activity] = {}
     for activity in timeline:
