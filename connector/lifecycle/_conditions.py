@@ -20,6 +20,8 @@ _PERSON_ATTR = re.compile(r"\bperson\s*\.\s*([A-Za-z_]\w*)")
 _PERSON_INDEX = re.compile(r"""\bperson\s*\[\s*["']([^"']+)["']\s*\]""")
 _MEMO_SIZE = 65_536
 _MISSING = ("<missing>",)
+_FAST = object()
+"""First item of the keys `_KeyExtractor._fast_key` builds: equal to nothing else."""
 # Names whose values are static configuration, not facts about the person: never worth tracing.
 _STATIC_NAMES = frozenset({"lists", "person"})
 
@@ -371,9 +373,10 @@ class _KeyExtractor:
     def _fast_key(self) -> Callable[[Mapping[str, Any]], Hashable] | None:
         """A key built by C-level getters for the common shape: named person fields, all present.
 
-        ("fast", top values, person values, their types, lists identity) names the same inputs as
-        the general key does (types keep 1, 1.0 and true apart), in a shape that cannot collide
-        with it. Raises KeyError when a name or field is absent, and the general key takes over.
+        (_FAST, top values, person values, their types, lists identity) names the same inputs as
+        the general key does (types keep 1, 1.0 and true apart); the sentinel first item keeps
+        it from ever equalling a general key. Raises KeyError when a name or field is absent, and
+        the general key takes over.
         """
         if not self.reads_person or not self.person_keys:
             return None
@@ -386,7 +389,7 @@ class _KeyExtractor:
             values = fields(context["person"])
             types = type(values) if single else tuple(map(type, values))
             return (
-                "fast",
+                _FAST,
                 top(context) if top is not None else None,
                 values,
                 types,
