@@ -563,3 +563,22 @@ def test_bulk_conditions_with_regexes_agree_with_cel_for_any_text(title: str, em
     group = ConditionGroup(conditions)
     context = evaluator().context(evaluator().person_context({"title": title, "email": email}), {}, 0, "")
     assert group.matches(context) == tuple(c.evaluate(context).matched for c in conditions)
+
+
+def test_bulk_memo_keys_keep_cel_types_apart() -> None:
+    """1, 1.0 and true hash alike in Python; the memo key must not let one answer for another."""
+    from connector.lifecycle._conditions import Condition, ConditionGroup
+
+    for order in ([1, 1.0, True], [True, 1.0, 1]):
+        group = ConditionGroup([Condition.compile("person.employees == 1")])
+        answers = {
+            type(value).__name__: group.holds(0, {"person": {"employees": value}, "lists": {}})
+            for value in order
+        }
+        plain = Condition.compile("person.employees == 1")
+        expected = {
+            type(value).__name__: plain.evaluate({"person": {"employees": value}}).matched for value in order
+        }
+        assert answers == expected
+        assert answers["int"] is True
+        assert answers["bool"] is False
