@@ -32,7 +32,7 @@ from typing import Any
 
 from connector.crm.base import ApiHealth, CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
-from connector.lifecycle.diff import FieldMap, plan_write
+from connector.lifecycle.diff import FieldMap, backward_note, plan_write
 from connector.lifecycle.drift import Drift, RecordView, person_drift
 from connector.lifecycle.gaps import Gap
 from connector.lifecycle.identity import email_domain, match_key, normalize_email
@@ -77,6 +77,8 @@ class PersonResult:
     """The CRM's lead status as a canonical name (None: empty or unmapped)."""
     gaps: tuple[Gap, ...] = ()
     """What each higher-stage rule still needs (filled by `explain` only)."""
+    stage_note: str | None = None
+    """Why a stage the criteria moved back is not written to this record (the mapping forbids it)."""
 
 
 @dataclass
@@ -663,8 +665,10 @@ class Engine:
             # Nothing left to write for these: an older parked write no longer applies.
             self.store.clear_failed_writes([r.record for r in results if r.intent is None])
             self.store.save_decisions(report.run_id, decisions)
+            held_back = self._backward_moves_not_sent(results)
             for decision in decisions:
-                self.store.record_stage(decision.person_id, decision.stage, now)
+                if decision.person_id not in held_back:
+                    self.store.record_stage(decision.person_id, decision.stage, now)
             for pid, person, current, status in snapshots:
                 self.store.save_snapshot(pid, person, current, status, now)
             if not report.dry_run:
@@ -784,6 +788,21 @@ class Engine:
         values["email_domain"] = email_domain(email)
         return values
 
+    def _backward_moves_not_sent(self, results: Sequence[PersonResult]) -> set[str]:
+        """People the criteria moved back whose stage no CRM record will get (the mapping forbids
+        it, or the record is protected). Their stage entry stays the one the CRM shows, so the
+        time in stage recycle rules read keeps counting instead of restarting at a move that
+        never happened."""
+        moved = {r.person_id for r in results if r.decision.moved_back_by is not None}
+        sent = {
+            r.person_id
+            for r in results
+            if r.person_id in moved
+            and r.intent is not None
+            and self.crms[r.record.crm].of(r.record.object_type).fields.stage.property in r.intent.changes
+        }
+        return moved - sent
+
     def _current_stage(self, record: CrmRecord) -> str | None:
         binding = self.crms[record.crm].of(record.object_type)
         value = record.owned.get(binding.fields.stage.property)
@@ -888,6 +907,13 @@ class Engine:
                 stage_order=order,
                 sales_owned=frozenset(self.mappings.criteria.sales_owned),
             )
+            note = backward_note(
+                decision=record_decision,
+                current=record.owned,
+                fields=binding.fields,
+                stage_order=order,
+                sales_owned=frozenset(self.mappings.criteria.sales_owned),
+            )
             results.append(
                 PersonResult(
                     person_id=pid,
@@ -897,6 +923,7 @@ class Engine:
                     intent=_stamp_mql(intent, binding, record, record_decision, now),
                     previous_stage=self._current_stage(record),
                     previous_lead_status=self._current_status(record),
+                    stage_note=note,
                 )
             )
         first = next(r for r in results if r.record is records[0])
@@ -1168,6 +1195,7 @@ def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
             protected_statuses=frozenset(
                 value.strip().casefold() for value in (lead_status.protected if lead_status else [])
             ),
+            allow_backwards=crm_map.stage.allow_backwards,
         )
         objects[crm_map.object] = ObjectBinding(
             fields,
@@ -1182,6 +1210,7 @@ def _binding(adapter: CrmAdapter, crm_map: Any) -> CrmBinding:
                 lead_status=ValueMap(property=status.field, values=status.values) if status else None,
                 owner_property=obj.owner.field if obj.owner else None,
                 writes=frozenset(obj.writes),
+                allow_backwards=obj.stage.allow_backwards,
             )
             by_value: dict[str, str] = {}
             for (

@@ -86,7 +86,7 @@ class Owner:
 class RuleTrace:
     """One rule as evaluated: what it said, whether it held, and the values it read."""
 
-    kind: Literal["stage", "disqualifier", "fit", "routing", "keep", "recycle"]
+    kind: Literal["stage", "disqualifier", "fit", "routing", "keep", "recycle", "move_back"]
     name: str
     expression: str
     matched: bool
@@ -116,6 +116,9 @@ class Decision:
     """The recycle rule that sent a stalled hand-off back to nurture (it sets `lead_status`)."""
     rule: str | None = None
     """The stage rule that fired (None: the default stage)."""
+    moved_back_by: str | None = None
+    """The recycle rule or disqualifier that moved the stage back (criteria `allow_backward_moves`).
+    The diff writes a lower stage only for such a decision, and only where the CRM mapping allows it."""
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,12 @@ def print_explain(console: Console, result: PersonResult, stored: StoredDecision
         console.print(f"Disqualified by: {d.disqualified_by}")
     if d.recycled_by:
         console.print(f"Recycled by: {d.recycled_by} (lead status {d.lead_status})")
+    if d.moved_back_by:
+        console.print(
+            f"Moved back by: {d.moved_back_by} (allow_backward_moves in criteria.yaml; see the move_back row)"
+        )
+    if result.stage_note:
+        console.print(f"Stage not written: {result.stage_note}", markup=False)
     console.print(f"Criteria version: {d.criteria_version}")
     console.print(f"Owner: {d.owner_id or '-'} — {d.owner_reason or ''}")
     if result.gaps:
@@ -203,12 +209,14 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "fit_grade": d.fit_grade,
             "disqualified_by": d.disqualified_by,
             "recycled_by": d.recycled_by,
+            "moved_back_by": d.moved_back_by,
             "rule": d.rule,
             "signals": d.signals,
             "criteria_version": d.criteria_version,
             "evaluated_at": d.evaluated_at.isoformat(),
             "trace": [asdict(t) for t in d.trace],
         },
+        "stage_note": result.stage_note,
         "routing": {
             "owner_id": result.routing.owner_id,
             "rep": result.routing.rep,

@@ -8,7 +8,7 @@ crashes a run: the rule counts as not matched and the error is recorded where `e
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -20,6 +20,8 @@ _PERSON_ATTR = re.compile(r"\bperson\s*\.\s*([A-Za-z_]\w*)")
 _PERSON_INDEX = re.compile(r"""\bperson\s*\[\s*["']([^"']+)["']\s*\]""")
 _MEMO_SIZE = 65_536
 _MISSING = ("<missing>",)
+_FAST = object()
+"""First item of the keys `_KeyExtractor._fast_key` builds: equal to nothing else."""
 # Names whose values are static configuration, not facts about the person: never worth tracing.
 _STATIC_NAMES = frozenset({"lists", "person"})
 
@@ -264,27 +266,35 @@ class ConditionGroup:
         )
 
     def holds(self, index: int, context: Mapping[str, Any]) -> bool:
-        """Whether member `index` holds (an evaluation error counts as not holding)."""
+        """Whether member `index` holds (an evaluation error counts as not holding).
+
+        The memo on exactly what the condition reads is tried first: titles, domains and
+        countries repeat, so most calls end there. On a miss a condition with a regex shortcut
+        runs Python's `re` (its own memo keys on the match results, which also pays for values
+        unique per person such as the email), anything else runs CEL; both answers are stored
+        under the plain key.
+        """
         memo = self._memos[index]
+        key = self._keys[index].key(context)
+        cached = memo.get(key)
+        if cached is not None:
+            return cached
         shortcut = self._shortcuts[index]
         person = context.get("person")
         if shortcut is not None and isinstance(person, Mapping):
             flags = shortcut.flags(person)
             shortcut_key = self._shortcut_keys[index]
             if flags is not None and shortcut_key is not None:
-                key: Hashable = ("re", shortcut_key.key(context), tuple(flags.values()))
-                cached = memo.get(key)
+                fast_key: Hashable = ("re", shortcut_key.key(context), tuple(flags.values()))
+                cached = memo.get(fast_key)
                 if cached is None:
                     fast = shortcut.condition
                     cached = fast._run({**fast.narrow(context), **flags})[0]
-                    self._remember(memo, key, cached)
-                return cached
-        key = self._keys[index].key(context)
-        cached = memo.get(key)
+                    self._remember(memo, fast_key, cached)
         if cached is None:
             condition = self.conditions[index]
             cached = condition._run(condition.narrow(context))[0]
-            self._remember(memo, key, cached)
+        self._remember(memo, key, cached)
         return cached
 
     @staticmethod
@@ -321,6 +331,7 @@ class _KeyExtractor:
         self.reads_lists = reads_lists
         self._getter = itemgetter(*top) if top else None
         self._only_top = self._getter is not None and not reads_person and not reads_lists
+        self._fast = self._fast_key()
 
     @classmethod
     def of(cls, condition: Condition) -> _KeyExtractor:
@@ -341,6 +352,11 @@ class _KeyExtractor:
                 return ("top", self._getter(context))  # type: ignore[misc]
             except KeyError:
                 pass
+        if self._fast is not None:
+            try:
+                return self._fast(context)
+            except (KeyError, TypeError):
+                pass  # a name or field missing, or `person` not a mapping: the general form below
         parts: list[Hashable] = [context.get(name, _MISSING) for name in self.top]
         if self.reads_person:
             person = context.get("person")
@@ -353,6 +369,34 @@ class _KeyExtractor:
         if self.reads_lists:
             parts.append(id(context.get("lists")))
         return tuple(parts)
+
+    def _fast_key(self) -> Callable[[Mapping[str, Any]], Hashable] | None:
+        """A key built by C-level getters for the common shape: named person fields, all present.
+
+        (_FAST, top values, person values, their types, lists identity) names the same inputs as
+        the general key does (types keep 1, 1.0 and true apart); the sentinel first item keeps
+        it from ever equalling a general key. Raises KeyError when a name or field is absent, and
+        the general key takes over.
+        """
+        if not self.reads_person or not self.person_keys:
+            return None
+        top = self._getter
+        fields = itemgetter(*self.person_keys)
+        single = len(self.person_keys) == 1
+        lists = self.reads_lists
+
+        def key(context: Mapping[str, Any]) -> Hashable:
+            values = fields(context["person"])
+            types = type(values) if single else tuple(map(type, values))
+            return (
+                _FAST,
+                top(context) if top is not None else None,
+                values,
+                types,
+                id(context["lists"]) if lists else None,
+            )
+
+        return key
 
 
 def _member_accesses(source: str, variables: list[str]) -> dict[str, frozenset[str]]:

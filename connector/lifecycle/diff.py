@@ -5,7 +5,10 @@ against a person's history:
 
 * stage moves forward only (HubSpot refuses backwards `lifecyclestage` moves anyway), a stage the
   connector does not know (a custom value) or one Sales owns is left alone, and the connector never
-  writes a Sales-owned stage itself;
+  writes a Sales-owned stage itself. The one exception: a decision the criteria moved back
+  (`moved_back_by`, only with `allow_backward_moves: true` in criteria.yaml) is written when this
+  CRM mapping's stage allows backward moves too (`stage.allow_backwards`); both switches, or no
+  backward write. `backward_note` says which one held it back, for `explain`;
 * lead status yields to people: if the CRM value differs from what the connector last wrote, a
   human changed it after us and their value wins;
 * owner is written when routing chose someone other than the current owner (routing already
@@ -41,6 +44,8 @@ class FieldMap:
     date_property: str | None = None
     protected_statuses: frozenset[str] = field(default_factory=frozenset)
     """Lead status values (casefolded) that put a record out of the connector's reach."""
+    allow_backwards: bool = False
+    """The mapping lets the stage move back (HubSpot: cleared then set; Salesforce: one update)."""
 
 
 MAX_REASON_CHARS = 1000
@@ -69,7 +74,8 @@ def plan_write(
     changes: dict[str, str] = {}
     if _protected(current, fields):
         return None
-    stage_change = _stage_change(decision.stage, current, fields.stage, stage_order, sales_owned)
+    backward = decision.moved_back_by is not None and fields.allow_backwards
+    stage_change = _stage_change(decision.stage, current, fields.stage, stage_order, sales_owned, backward)
     if stage_change is not None and fields.stage.property in fields.writes:
         changes[fields.stage.property] = stage_change
         if fields.reason_property is not None:
@@ -118,14 +124,41 @@ def _is_empty(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
+def backward_note(
+    *,
+    decision: Decision,
+    current: Mapping[str, str | None],
+    fields: FieldMap,
+    stage_order: Sequence[str],
+    sales_owned: Set[str],
+) -> str | None:
+    """Why a stage the criteria moved back is not written to this record, or None when it is (or
+    there was no backward move). Said by `explain`, so nobody has to guess which switch is off."""
+    if decision.moved_back_by is None or fields.allow_backwards or _protected(current, fields):
+        return None
+    shown = (current.get(fields.stage.property) or "").strip()
+    shown_stage = _canonical(shown, fields.stage, stage_order) if shown else None
+    if shown_stage is None or shown_stage in sales_owned or decision.stage not in stage_order:
+        return None
+    if stage_order.index(decision.stage) >= stage_order.index(shown_stage):
+        return None
+    return (
+        f"the criteria move the stage back to {decision.stage} ({decision.moved_back_by}), but this "
+        f"CRM mapping does not allow backward stage moves: {fields.stage.property} stays {shown!r} "
+        "(set stage.allow_backwards: true in the mapping file to allow it)"
+    )
+
+
 def _stage_change(
     stage: str,
     current: Mapping[str, str | None],
     values: ValueMap,
     stage_order: Sequence[str],
     sales_owned: Set[str],
+    backward: bool = False,
 ) -> str | None:
-    """The CRM stage value to write, or None: forward only, never from or into a Sales-owned stage."""
+    """The CRM stage value to write, or None: forward only (backward only when `backward`, the two
+    switches), never from or into a Sales-owned stage."""
     desired = values.values.get(stage)
     if stage in sales_owned or stage not in stage_order or desired is None:
         return None
@@ -138,6 +171,8 @@ def _stage_change(
     if shown_stage is None or shown_stage in sales_owned:
         return None  # a custom stage we cannot rank, or Sales' stage: not ours to move
     if stage_order.index(stage) > stage_order.index(shown_stage):
+        return desired
+    if backward and stage_order.index(stage) < stage_order.index(shown_stage):
         return desired
     return None
 

@@ -92,6 +92,7 @@ def run_example(evaluator: CriteriaEvaluator, example: CriteriaExample, as_of: d
         "fit_grade": decision.fit_grade,
         "disqualified_by": decision.disqualified_by,
         "recycled_by": decision.recycled_by,
+        "moved_back_by": decision.moved_back_by,
     }
     mismatches = []
     for name, value in actual.items():

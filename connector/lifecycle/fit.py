@@ -33,6 +33,11 @@ class FitScorer:
         self._points = tuple(rule.points for rule in fit.rules)
         self._grades = tuple(fit.grades.items())
         self._lists = lists
+        # Fit rules usually read only person fields and lists: then the bulk path need not copy
+        # every signal into their context.
+        self._reads_signals = any(
+            name not in ("person", "lists") for _, condition in self._rules for name in condition.variables
+        )
 
     def quick(
         self,
@@ -44,7 +49,7 @@ class FitScorer:
 
         `lists` must be the same object on every call (the memo keys on its identity).
         """
-        context: dict[str, object] = dict(signals)
+        context: dict[str, object] = dict(signals) if self._reads_signals else {}
         context["fit_score"] = 0
         context["fit_grade"] = ""
         context["person"] = person

@@ -31,7 +31,9 @@ def normalize_email(raw: str | None) -> str | None:
     text = raw.strip().strip(_INVISIBLE).strip().casefold()
     if not text or len(text) > MAX_EMAIL_LENGTH or text.count("@") != 1:
         return None
-    if any(char.isspace() or not char.isprintable() for char in text):
+    # Every whitespace character but the space is unprintable to Python (categories Z* and C*), so
+    # this is "no whitespace or control character", tested in C rather than per character.
+    if " " in text or not text.isprintable():
         return None
     local, domain = text.split("@")
     if not local or not domain:

@@ -6,10 +6,19 @@ disqualifier caps the stage -> forward-only against the stage the CRM already sh
 Sales owns are never touched -> a recycle rule may send a stalled hand-off back to nurture (a lead
 status; the stage stays). Every step leaves a `RuleTrace` so `explain` can answer "why?".
 
+Backward moves are the one exception to forward-only, and only when criteria.yaml says
+`allow_backward_moves: true` (validation requires it for the two settings that ask for one): a
+disqualifier with `move_stage_back` moves a person above its cap back to the stage the criteria
+give now (at most the cap), and a recycle rule with `move_stage_to` moves the recycled person back
+to that stage, never below the stage the rules give now (which the next run would only undo). A
+Sales-owned stage is still never left or entered. The decision names the rule in `moved_back_by`;
+the diff writes the move only when the CRM mapping allows backward stage moves too.
+
 Trace layout (what `explain` relies on): every fit rule; every stage rule, in order — those after
 the first match are listed as not evaluated (matched=False, note "not evaluated: ..."); every
 disqualifier the same way; then, if the current stage was kept, one `keep` entry saying why; then
-the recycle rules that apply to the person's stage, the same way.
+the recycle rules that apply to the person's stage, the same way; then, if the stage moved back,
+one `move_back` entry naming the rule and the switch.
 
 Two entry points share one decision procedure: `evaluate` builds the full `Decision` with traces
 and reasons (sync, explain), `verdict` only the outcome, memoised per rule group (simulate and the
@@ -63,6 +72,7 @@ class Verdict:
     fit_score: int
     fit_grade: str
     signals: dict[str, SignalValue]
+    moved_back_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class _Settled:
     stage: str
     keep: RuleTrace | None
     lead_status: str | None
+    moved_back: RuleTrace | None = None
+    """Set when a disqualifier moved the stage back (its `move_stage_back`, with the switch on)."""
 
 
 class CriteriaEvaluator:
@@ -132,6 +144,11 @@ class CriteriaEvaluator:
     def signals(self) -> SignalCalculator:
         return self._signals
 
+    def same_signals(self, other: CriteriaEvaluator) -> bool:
+        """Whether `other` computes the same signals from the same timeline (same definitions)."""
+        mine, theirs = self._criteria, other.criteria
+        return mine.signals == theirs.signals and mine.activity_types == theirs.activity_types
+
     def rank(self, stage: str) -> int:
         """Position of a canonical stage, lowest first (-1 for a stage the criteria do not know)."""
         return self._rank.get(stage, -1)
@@ -142,6 +159,7 @@ class CriteriaEvaluator:
         named += [rule.stage for rule in self._criteria.rules]
         named += [rule.cap for rule in self._criteria.disqualifiers]
         named += [stage for rule in self._criteria.recycle for stage in rule.stages]
+        named += [rule.move_stage_to for rule in self._criteria.recycle if rule.move_stage_to]
         unknown = sorted({stage for stage in named if stage not in self._rank})
         if unknown:
             raise ValueError(f"stages not declared in criteria.stages: {', '.join(unknown)}")
@@ -205,9 +223,14 @@ class CriteriaEvaluator:
         reason = self._rule_reason(settled.computed, rule_hit)
         if disqualifier_hit is not None:
             reason = _disqualified_reason(settled.capped, settled.computed, reason, disqualifier_hit)
+        criteria_reason = reason
         if settled.keep is not None:
             reason = f"{settled.stage} kept: {settled.keep.note}; criteria say: {reason}"
+        moved_back = settled.moved_back
+        if moved_back is not None:
+            reason = f"{settled.stage} ({moved_back.note}): {reason}"
 
+        stage = settled.stage
         lead_status = settled.lead_status
         recycle_hit: _Hit[RecycleRule] | None = None
         recycle_trace: list[RuleTrace] = []
@@ -217,10 +240,18 @@ class CriteriaEvaluator:
             recycle_hit, recycle_trace = _first_match("recycle", applicable, context)
             if recycle_hit is not None:
                 lead_status = recycle_hit.rule.lead_status
-                reason = (
-                    f"{settled.stage} recycled by {recycle_hit.because()}, lead status {lead_status}; "
-                    f"{reason}"
-                )
+                moved_back = self._recycle_move(recycle_hit.rule, settled)
+                if moved_back is not None:
+                    stage = str(moved_back.values["moved_to"])
+                    reason = (
+                        f"{stage} ({moved_back.note}), recycled by {recycle_hit.because()}, "
+                        f"lead status {lead_status}; criteria say: {criteria_reason}"
+                    )
+                else:
+                    reason = (
+                        f"{settled.stage} recycled by {recycle_hit.because()}, lead status {lead_status}; "
+                        f"{reason}"
+                    )
 
         trace = (
             *fit.trace,
@@ -228,12 +259,13 @@ class CriteriaEvaluator:
             *disqualifier_trace,
             *((settled.keep,) if settled.keep else ()),
             *recycle_trace,
+            *((moved_back,) if moved_back else ()),
         )
         return Decision(
             person_id=person_id,
             evaluated_at=now,
             criteria_version=self._version,
-            stage=settled.stage,
+            stage=stage,
             computed_stage=settled.capped,
             lead_status=lead_status,
             fit_score=fit.score,
@@ -244,6 +276,7 @@ class CriteriaEvaluator:
             disqualified_by=disqualifier_hit.rule.name if disqualifier_hit else None,
             recycled_by=recycle_hit.rule.name if recycle_hit else None,
             rule=rule_hit.rule.name if rule_hit else None,
+            moved_back_by=moved_back.name if moved_back else None,
         )
 
     def gaps(self, decision: Decision, person: Mapping[str, FieldValue]) -> list[Gap]:
@@ -266,10 +299,17 @@ class CriteriaEvaluator:
         current_stage: str | None,
         now: datetime,
         handoff: Handoff | None = None,
+        signals: dict[str, SignalValue] | None = None,
     ) -> Verdict:
-        """The same outcome as `evaluate`, without traces or reasons, memoised per rule group."""
+        """The same outcome as `evaluate`, without traces or reasons, memoised per rule group.
+
+        `signals` may pass values already computed for this timeline and `now` by an evaluator
+        with the same signal definitions (`same_signals`): `simulate` compares two criteria
+        versions that usually differ only in rules, and the signals are most of the work.
+        """
         person_values = self.person_context(person)
-        signals = self._signals.compute(timeline, now)
+        if signals is None:
+            signals = self._signals.compute(timeline, now)
         fit_score, fit_grade = self._fit.quick(person_values, signals, self._lists)
         context = self.context(person_values, signals, fit_score, fit_grade)
         rule_index = self._rule_group.first(context)
@@ -277,16 +317,21 @@ class CriteriaEvaluator:
         rule = self._rules[rule_index][0] if rule_index is not None else None
         disqualifier = self._disqualifiers[disqualifier_index][0] if disqualifier_index is not None else None
         settled = self._settle(rule, disqualifier, current_stage)
+        stage = settled.stage
         lead_status = settled.lead_status
         recycled: str | None = None
+        moved_back = settled.moved_back
         if self._recyclable(settled, disqualifier is not None):
             context |= self._handoff_names(settled.stage, timeline, now, handoff)
             for index, (candidate, _condition) in enumerate(self._recycle):
                 if settled.stage in candidate.stages and self._recycle_group.holds(index, context):
                     lead_status, recycled = candidate.lead_status, candidate.name
+                    moved_back = self._recycle_move(candidate, settled)
+                    if moved_back is not None:
+                        stage = str(moved_back.values["moved_to"])
                     break
         return Verdict(
-            stage=settled.stage,
+            stage=stage,
             computed_stage=settled.capped,
             lead_status=lead_status,
             rule=rule.name if rule else None,
@@ -295,6 +340,7 @@ class CriteriaEvaluator:
             fit_score=fit_score,
             fit_grade=fit_grade,
             signals=signals,
+            moved_back_by=moved_back.name if moved_back else None,
         )
 
     # ------------------------------------------------------------------ shared steps
@@ -309,12 +355,48 @@ class CriteriaEvaluator:
             capped = min(computed, disqualifier.cap, key=self._rank.__getitem__)
             lead_status = disqualifier.lead_status
         stage, keep = self._forward_only(capped, current)
+        if (
+            keep is not None
+            and keep.name == "forward_only"
+            and disqualifier is not None
+            and disqualifier.move_stage_back
+            and self._criteria.allow_backward_moves
+        ):
+            note = (
+                f"moved back from {stage} to {capped} by disqualifier {disqualifier.name}: "
+                "move_stage_back, and allow_backward_moves is on"
+            )
+            values: dict[str, FieldValue] = {"moved_from": stage, "moved_to": capped}
+            moved = RuleTrace("move_back", disqualifier.name, "", True, values, note)
+            return _Settled(computed, capped, capped, None, lead_status, moved)
         if keep is not None:
             # A rule's lead status describes the lower stage that is not applied; a disqualifier's
             # (e.g. unqualified) still holds. Sales-owned records are left to Sales entirely.
             held_by_sales = keep.name == "sales_owned"
             lead_status = None if held_by_sales or disqualifier is None else lead_status
         return _Settled(computed, capped, stage, keep, lead_status)
+
+    def _recycle_move(self, rule: RecycleRule, settled: _Settled) -> RuleTrace | None:
+        """The backward move a recycle rule asks for, if the switch is on; never below the rules' stage.
+
+        Landing below the stage the rules give now would be undone by the next run's forward move,
+        so the target is raised to it. Validation keeps `move_stage_to` below every stage the rule
+        applies to, and recycling applies only when the current stage is above the rules' stage,
+        so the result is always a real move down.
+        """
+        target = rule.move_stage_to
+        if target is None or not self._criteria.allow_backward_moves:
+            return None
+        landing = max(target, settled.capped, key=self._rank.__getitem__)
+        if self._rank[landing] >= self._rank[settled.stage] or landing in self._sales_owned:
+            return None
+        raised = f" (not {target}: the rules give {landing} now)" if landing != target else ""
+        note = (
+            f"moved back from {settled.stage} to {landing}{raised} by recycle rule {rule.name}: "
+            "move_stage_to, and allow_backward_moves is on"
+        )
+        values: dict[str, FieldValue] = {"moved_from": settled.stage, "moved_to": landing}
+        return RuleTrace("move_back", rule.name, "", True, values, note)
 
     def _recyclable(self, settled: _Settled, disqualified: bool) -> bool:
         """Only a hand-off the rules no longer support (kept by forward-only) can be recycled.

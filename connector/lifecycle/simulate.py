@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from connector.lifecycle.rules import CriteriaEvaluator, Handoff
+from connector.lifecycle.signals import SignalValue
 from connector.model import Activity, FieldValue
 
 
@@ -75,10 +76,19 @@ class DayCounts:
 
 
 def _stage_of(
-    evaluator: CriteriaEvaluator, person: SimPerson, now: datetime, carried: str | None
+    evaluator: CriteriaEvaluator,
+    person: SimPerson,
+    now: datetime,
+    carried: str | None,
+    signals: dict[str, SignalValue] | None = None,
 ) -> tuple[str, str | None]:
     verdict = evaluator.verdict(
-        person=person.person, timeline=person.timeline, current_stage=carried, now=now, handoff=person.handoff
+        person=person.person,
+        timeline=person.timeline,
+        current_stage=carried,
+        now=now,
+        handoff=person.handoff,
+        signals=signals,
     )
     return verdict.stage, verdict.rule
 
@@ -96,10 +106,13 @@ def compare(
     result = Comparison(as_of, current.version, proposed.version, list(current.criteria.stages))
     sales_owned = frozenset(current.criteria.sales_owned) | frozenset(proposed.criteria.sales_owned)
     per_transition: Counter[tuple[str, str]] = Counter()
+    shared = current.same_signals(proposed)
     for person in people:
         held = person.current_stage if person.current_stage in sales_owned else None
-        before, rule_before = _stage_of(current, person, as_of, held)
-        after, rule_after = _stage_of(proposed, person, as_of, held)
+        # Both versions usually define the same signals: compute them once per person.
+        signals = current.signals.compute(person.timeline, as_of) if shared else None
+        before, rule_before = _stage_of(current, person, as_of, held, signals)
+        after, rule_after = _stage_of(proposed, person, as_of, held, signals)
         result.people += 1
         result.current[before] += 1
         result.proposed[after] += 1

@@ -119,6 +119,57 @@ def check_criteria(doc: Document, criteria: Criteria, person_fields: Mapping[str
         check_when(doc, (*loc, "when"), rule.when, scope)
     _check_acceptance(doc, criteria)
     _check_recycle(doc, criteria, person_fields)
+    _check_backward_moves(doc, criteria)
+
+
+def _check_backward_moves(doc: Document, criteria: Criteria) -> None:
+    """The switch and the rules that use it must agree, and a move must really go down, never to Sales."""
+    rank = {stage: index for index, stage in enumerate(criteria.stages)}
+    switch = "allow_backward_moves"
+    for index, rule in enumerate(criteria.recycle):
+        target = rule.move_stage_to
+        if target is None:
+            continue
+        loc: Loc = ("recycle", index, "move_stage_to")
+        if not criteria.allow_backward_moves:
+            doc.add(
+                loc,
+                f"recycle rule '{rule.name}' moves the stage back to '{target}' but {switch} is false",
+                f"set {switch}: true at the top level to allow it, or remove move_stage_to",
+            )
+        if target not in rank:
+            require_known(doc, loc, target, criteria.stages, "stage")
+            continue
+        if target in criteria.sales_owned:
+            doc.add(loc, f"'{target}' is owned by Sales; the connector never moves anyone into it",
+                    "move back to a marketing stage such as lead")  # fmt: skip
+        above = [stage for stage in rule.stages if stage in rank and rank[stage] <= rank[target]]
+        if above:
+            doc.add(
+                loc,
+                f"'{target}' is not below {', '.join(above)}, so it is not a backward move",
+                "name a stage lower than every stage in this rule's stages",
+            )
+    for index, disqualifier in enumerate(criteria.disqualifiers):
+        if not disqualifier.move_stage_back:
+            continue
+        loc = ("disqualifiers", index, "move_stage_back")
+        if not criteria.allow_backward_moves:
+            doc.add(
+                loc,
+                f"disqualifier '{disqualifier.name}' moves the stage back but {switch} is false",
+                f"set {switch}: true at the top level to allow it, or remove move_stage_back",
+            )
+        if disqualifier.cap in criteria.sales_owned:
+            doc.add(loc, f"the cap '{disqualifier.cap}' is owned by Sales; nobody is moved back into it",
+                    "cap at a marketing stage such as lead, or remove move_stage_back")  # fmt: skip
+    if criteria.allow_backward_moves and not criteria.moves_back:
+        doc.add(
+            (switch,),
+            f"{switch} is true but no recycle rule sets move_stage_to and no disqualifier sets "
+            "move_stage_back, so no stage would ever move back",
+            "add move_stage_to to a recycle rule (or move_stage_back to a disqualifier), or remove it",
+        )
 
 
 def _check_acceptance(doc: Document, criteria: Criteria) -> None:
@@ -279,6 +330,7 @@ def stages_in_use(criteria: Criteria) -> list[str]:
         *criteria.sales_owned,
         *(r.stage for r in criteria.rules),
         *(d.cap for d in criteria.disqualifiers),
+        *(r.move_stage_to for r in criteria.recycle if r.move_stage_to),
     ]
     return [stage for stage in dict.fromkeys(used) if stage in criteria.stages]
 

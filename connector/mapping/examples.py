@@ -97,6 +97,12 @@ def _check_names(
                 "disqualifier",
             ),
             ("recycled_by", expect.recycled_by, [r.name for r in criteria.recycle] + [NONE], "recycle rule"),
+            (
+                "moved_back_by",
+                expect.moved_back_by,
+                [r.name for r in criteria.recycle] + [d.name for d in criteria.disqualifiers] + [NONE],
+                "recycle rule or disqualifier",
+            ),
         ]
         for key, value, known, what in checks:
             if value is not None:

@@ -119,12 +119,18 @@ class FitSpec(StrictModel):
 
 
 class Disqualifier(StrictModel):
-    """A reason a person may never pass `cap`; optionally sets a lead status (e.g. unqualified)."""
+    """A reason a person may never pass `cap`; optionally sets a lead status (e.g. unqualified).
+
+    A disqualifier never lowers a stage the CRM already shows, unless `move_stage_back: true` and
+    the criteria's `allow_backward_moves: true`: then a person above `cap` is moved back to the
+    stage the criteria give now (at most `cap`).
+    """
 
     name: str
     when: str
     cap: str
     lead_status: str | None = None
+    move_stage_back: bool = False
     description: str = ""
 
 
@@ -142,13 +148,16 @@ class RecycleRule(StrictModel):
     """Sends a person who stalled at a hand-off stage back to nurture: sets `lead_status`, keeps the stage.
 
     Tried for people whose current stage is in `stages`; `when` may also read `accepted`,
-    `days_in_stage`, `current_stage` and `current_lead_status`.
+    `days_in_stage`, `current_stage` and `current_lead_status`. `move_stage_to` (a stage below
+    every one in `stages`) also moves the stage back, only with the criteria's
+    `allow_backward_moves: true` and a CRM mapping whose stage allows backward moves.
     """
 
     name: str
     stages: list[str] = Field(min_length=1)
     when: str
     lead_status: str
+    move_stage_to: str | None = None
     description: str = ""
 
 
@@ -177,6 +186,17 @@ class Criteria(StrictModel):
     rules: list[StageRule] = Field(default_factory=list)
     acceptance: Acceptance = Field(default_factory=Acceptance)
     recycle: list[RecycleRule] = Field(default_factory=list)
+    allow_backward_moves: bool = Field(
+        default=False,
+        description="let recycle rules (move_stage_to) and disqualifiers (move_stage_back) lower a stage",
+    )
+
+    @property
+    def moves_back(self) -> bool:
+        """Whether any rule asks for a backward stage move (validation requires the switch then)."""
+        return any(r.move_stage_to for r in self.recycle) or any(
+            d.move_stage_back for d in self.disqualifiers
+        )
 
 
 # --------------------------------------------------------------------------- routing.yaml
@@ -375,6 +395,14 @@ class SfValueMap(StrictModel):
     values: dict[str, str]
 
 
+class SfStageMap(SfValueMap):
+    """The stage field (Lead Status, or a custom stage field on Contact). Salesforce itself lets
+    any value follow any other; `allow_backwards: true` lets the connector write a lower stage when
+    the criteria move a person back (`allow_backward_moves` in criteria.yaml). Off: never lower."""
+
+    allow_backwards: bool = False
+
+
 class SfOwnerSpec(StrictModel):
     field: str = "OwnerId"
 
@@ -388,7 +416,7 @@ class SfObjectMapping(StrictModel):
     """
 
     fields: dict[str, SfFieldSpec]
-    stage: SfValueMap
+    stage: SfStageMap
     lead_status: SfValueMap | None = None
     owner: SfOwnerSpec | None = None
     mql_date: str | None = None
@@ -459,6 +487,9 @@ class ExampleExpectation(StrictModel):
     fit_grade: str | None = None
     disqualified_by: str | None = None
     recycled_by: str | None = None
+    moved_back_by: str | None = Field(
+        default=None, description="the recycle rule or disqualifier that moved the stage back"
+    )
 
 
 class CriteriaExample(StrictModel):

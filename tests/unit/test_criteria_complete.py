@@ -367,6 +367,23 @@ def test_compare_counts_moves_and_samples_with_reasons() -> None:
     assert sample.reason_after.startswith("subscriber by default")
 
 
+def test_compare_computes_signals_once_only_when_both_versions_define_them_alike() -> None:
+    signals = dict(criteria().signals)
+    signals["pricing_views_30d"] = signals["pricing_views_30d"].model_copy(
+        update={"url_patterns": ["/plans"]}
+    )
+    other = CriteriaEvaluator(criteria().model_copy(update={"signals": signals}), "v2", person_fields())
+    assert evaluator().same_signals(evaluator())
+    assert not evaluator().same_signals(other)
+    result = compare(evaluator(), other, _people(), NOW, samples=5)
+    # p1's pricing views no longer count under v2's own signal: its definition was used, not v1's.
+    assert [(m.person_id, m.before, m.after) for m in result.moves] == [("p1", "mql", "subscriber")]
+    same = compare(evaluator(), evaluator(), _people(), NOW)
+    assert same.moved == 0
+    assert same.current == same.proposed
+    assert same.current["mql"] == 1
+
+
 def test_history_replays_each_day_with_forward_only() -> None:
     days = history(evaluator(), evaluator(), _people, NOW - timedelta(days=2), NOW)
     assert len(days) == 3
@@ -546,3 +563,22 @@ def test_bulk_conditions_with_regexes_agree_with_cel_for_any_text(title: str, em
     group = ConditionGroup(conditions)
     context = evaluator().context(evaluator().person_context({"title": title, "email": email}), {}, 0, "")
     assert group.matches(context) == tuple(c.evaluate(context).matched for c in conditions)
+
+
+def test_bulk_memo_keys_keep_cel_types_apart() -> None:
+    """1, 1.0 and true hash alike in Python; the memo key must not let one answer for another."""
+    from connector.lifecycle._conditions import Condition, ConditionGroup
+
+    for order in ([1, 1.0, True], [True, 1.0, 1]):
+        group = ConditionGroup([Condition.compile("person.employees == 1")])
+        answers = {
+            type(value).__name__: group.holds(0, {"person": {"employees": value}, "lists": {}})
+            for value in order
+        }
+        plain = Condition.compile("person.employees == 1")
+        expected = {
+            type(value).__name__: plain.evaluate({"person": {"employees": value}}).matched for value in order
+        }
+        assert answers == expected
+        assert answers["int"] is True
+        assert answers["bool"] is False

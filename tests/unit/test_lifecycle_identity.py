@@ -80,3 +80,13 @@ def test_15_and_18_character_forms_of_an_id_agree(base: str) -> None:
     assert long.startswith(base)
     assert salesforce_id_18(long) == long
     assert salesforce_id_18(long[:15] + long[15:].lower()) == long
+
+
+def test_every_whitespace_or_control_character_is_rejected_inside_an_address() -> None:
+    """The check runs in C (`" " in text or not text.isprintable()`); it must reject exactly the
+    characters the per-character definition (`isspace() or not isprintable()`) rejects."""
+    rejected = [chr(c) for c in range(0x110000) if chr(c).isspace() or not chr(c).isprintable()]
+    assert len(rejected) > 1000
+    for char in [*rejected[::7], " ", "\t", "\xa0", "\u2028", "\x00"]:
+        assert normalize_email(f"a{char}b@x.io") is None, repr(char)
+    assert normalize_email("a.b+c@x.io") == "a.b+c@x.io"

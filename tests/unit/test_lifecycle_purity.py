@@ -33,6 +33,7 @@ FORBIDDEN_MODULES = {
 }
 ALLOWED_IMPORTS = {
     "__future__",
+    "bisect",
     "collections",
     "dataclasses",
     "datetime",
