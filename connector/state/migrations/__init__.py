@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, text
 
-from connector.state.migrations import m001_initial, m002_leases_journal_retries
+from connector.state.migrations import m001_initial, m002_leases_journal_retries, m004_handoffs
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, m001_initial.DESCRIPTION, m001_initial.upgrade),
     Migration(2, m002_leases_journal_retries.DESCRIPTION, m002_leases_journal_retries.upgrade),
+    # Named m004: the routing branch adds m003. Versions must be contiguous, so on this branch it
+    # runs as step 3; at the merge it becomes Migration(4, ...) after routing's step 3.
+    Migration(3, m004_handoffs.DESCRIPTION, m004_handoffs.upgrade),
 )
 HEAD = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 7_440_211_731  # any constant: the advisory lock that serialises `migrate` runs
