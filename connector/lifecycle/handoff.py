@@ -263,6 +263,11 @@ class TaskSpec:
     priority: str
     task_type: str
 
+    @property
+    def key(self) -> str:
+        """Identifies the task across runs (one per person and CRM); sent as HubSpot's trace id."""
+        return f"handoff:{self.person_id}:{self.crm}"
+
 
 def task_targets(targets: Sequence[Target], choice: TaskCrmChoice) -> list[Target]:
     """The records that get the follow-up task: one per chosen CRM, among those with an owner.
