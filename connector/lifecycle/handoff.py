@@ -262,6 +262,8 @@ class TaskSpec:
     due_at: datetime
     priority: str
     task_type: str
+    due_date: date | None = None
+    """The due day in the business time zone (Salesforce `ActivityDate` is a date only)."""
 
     @property
     def key(self) -> str:
@@ -330,6 +332,7 @@ def task_spec(
     assert target.owner_id is not None
     names: dict[str, Any] = dict(person)
     names.update({"stage": stage.upper(), "owner": owner_name, "email": person.get("email") or ""})
+    due = add_business_hours(handed_off_at, settings.task.due_business_hours, calendar)
     body = (
         f"Hand-off to {owner_name} at {stage.upper()} on "
         f"{as_utc(handed_off_at).strftime('%Y-%m-%d %H:%M UTC')}.\n\nWhy: {reason}"
@@ -342,9 +345,10 @@ def task_spec(
         owner_id=target.owner_id,
         subject=render_subject(settings.task.subject, names),
         body=body[:32000],
-        due_at=add_business_hours(handed_off_at, settings.task.due_business_hours, calendar),
+        due_at=due,
         priority=settings.task.priority,
         task_type=settings.task.type,
+        due_date=due.astimezone(calendar.zone).date(),
     )
 
 

@@ -81,3 +81,35 @@ def test_find_task_finds_the_task_a_killed_run_created_and_nothing_else(portal) 
     created = adapter.create_tasks([spec("501", "70000001")])[0].task_id
     assert adapter.find_task(spec("501", "70000001")) == created
     assert adapter.find_task(spec("502", "70000001")) is None
+
+
+# --------------------------------------------------------------------------- Salesforce
+
+
+def test_salesforce_tasks_are_created_with_whoid_owner_due_date_and_description(sf_sandbox) -> None:
+    from datetime import date
+
+    from sf_fixtures import add_lead, add_user
+
+    store = sf_sandbox.store
+    ana = add_user(store, "Ana")["Id"]
+    gone = add_user(store, "Gone", active=False)["Id"]
+    lead = add_lead(store, ana, Email="lee@acme.example")["Id"]
+    other = add_lead(store, ana, Email="kim@acme.example")["Id"]
+    adapter = sf_sandbox.adapter()
+    ok, refused = (
+        spec(lead, ana, crm="salesforce", object_type="Lead"),
+        spec(other, gone, crm="salesforce", object_type="Lead"),
+    )
+    ok = TaskSpec(**{**ok.__dict__, "due_date": date(2026, 11, 3)})
+    results = adapter.create_tasks([ok, refused])
+    assert [r.ok for r in results] == [True, False]
+    assert (results[1].error or "").startswith("INACTIVE_OWNER_OR_USER")
+    task = store.table("Task")[results[0].task_id or ""]
+    assert (task["WhoId"], task["OwnerId"], task["ActivityDate"]) == (lead, ana, "2026-11-03")
+    assert task["Subject"] == ok.subject and "Why: mql by rule" in task["Description"]
+    assert (task["Status"], task["Priority"], task["TaskSubtype"]) == ("Not Started", "High", "Task")
+    posts = [r for r in store.requests if r.method == "POST" and r.path.endswith("/composite/sobjects")]
+    assert len(posts) == 1
+    assert adapter.find_task(ok) == results[0].task_id
+    assert adapter.find_task(spec(other, ana, crm="salesforce", object_type="Lead")) is None
