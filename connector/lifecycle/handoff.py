@@ -286,9 +286,9 @@ def task_targets(targets: Sequence[Target], choice: TaskCrmChoice) -> list[Targe
     if not by_crm:
         return []
     if choice == "both":
-        return [by_crm[c] for c in ("hubspot", "salesforce") if c in by_crm]  # type: ignore[index]
+        return [by_crm[c] for c in ("hubspot", "salesforce") if c in by_crm]
     if choice in by_crm:
-        return [by_crm[choice]]  # type: ignore[index]
+        return [by_crm[choice]]
     if choice == "auto":
         return [by_crm.get("salesforce") or by_crm["hubspot"]]
     return []  # the chosen CRM has no record of this person
