@@ -238,6 +238,7 @@ class HubSpotAdapter:
         kind: Kind = "general",
         missing_ok: bool = False,
         forbidden: str | None = None,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> Any:
         """One SDK call under the pacer and the retry policy; returns the deserialised body.
@@ -270,7 +271,7 @@ class HubSpotAdapter:
             self.pacer.observe(dict(headers or {}))
             return data
 
-        return self.retry.call(attempt)
+        return (retry or self.retry).call(attempt)
 
     def _objects_batch(self, object_type: str) -> Any:
         with self._lock:
@@ -1109,6 +1110,7 @@ class HubSpotAdapter:
                     "batch_create:tasks",
                     api,
                     "create",
+                    retry=self.retry.for_creates(),
                     batch_input_simple_public_object_batch_input_for_create=body,
                 )
             except FatalError as exc:

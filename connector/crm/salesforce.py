@@ -290,7 +290,7 @@ class SalesforceAdapter:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, action: str, fn: Callable[[Salesforce], T]) -> T:
+    def _call(self, action: str, fn: Callable[[Salesforce], T], *, retry: RetryPolicy | None = None) -> T:
         def attempt() -> T:
             self.budget.before_call(action)
             self.calls += 1
@@ -310,7 +310,7 @@ class SalesforceAdapter:
             self.budget.after_call(getattr(self.client, "api_usage", {}) or {})
             return result
 
-        return self.retry.call(attempt)
+        return (retry or self.retry).call(attempt)
 
     def begin(self) -> None:
         """Start a run: read the org's remaining daily API requests (one call) to size the share."""
@@ -828,6 +828,7 @@ class SalesforceAdapter:
                         headers={"Sforce-Auto-Assign": "FALSE"},
                         timeout=self.timeout,
                     ),
+                    retry=self.retry.for_creates(),
                 )
             except FatalError as exc:
                 results += [TaskResult(t.key, ok=False, error=exc.message, retryable=False) for t in chunk]
