@@ -53,12 +53,14 @@ def test_hubspot_tasks_are_created_in_one_batch_with_owner_due_body_and_contact_
     results = adapter.create_tasks([spec("501", "70000001"), spec("502", "70000001")])
     assert [r.ok for r in results] == [True, True]
     creates = [r for r in store.requests if r.path == "/crm/v3/objects/tasks/batch/create"]
-    assert len(creates) == 1 and creates[0].status == 201
+    assert len(creates) == 1
+    assert creates[0].status == 201
     task = store.engagements["tasks"][results[0].task_id or ""]
     assert task["hubspot_owner_id"] == "70000001"
     assert task["hs_task_subject"] == "Follow up: person501 reached MQL"
     assert "Why: mql by rule mql_pricing_interest" in (task["hs_task_body"] or "")
-    assert task["hs_task_status"] == "NOT_STARTED" and task["hs_task_priority"] == "HIGH"
+    assert task["hs_task_status"] == "NOT_STARTED"
+    assert task["hs_task_priority"] == "HIGH"
     assert task["hs_timestamp"] == "2026-11-03T15:00:00.000Z"
     assert store.associations[("tasks", "contacts")][results[0].task_id or ""] == ["501"]
     assert results[0].task_id in store.associations[("contacts", "tasks")]["501"]
@@ -107,7 +109,8 @@ def test_salesforce_tasks_are_created_with_whoid_owner_due_date_and_description(
     assert (results[1].error or "").startswith("INACTIVE_OWNER_OR_USER")
     task = store.table("Task")[results[0].task_id or ""]
     assert (task["WhoId"], task["OwnerId"], task["ActivityDate"]) == (lead, ana, "2026-11-03")
-    assert task["Subject"] == ok.subject and "Why: mql by rule" in task["Description"]
+    assert task["Subject"] == ok.subject
+    assert "Why: mql by rule" in task["Description"]
     assert (task["Status"], task["Priority"], task["TaskSubtype"]) == ("Not Started", "High", "Task")
     posts = [r for r in store.requests if r.method == "POST" and r.path.endswith("/composite/sobjects")]
     assert len(posts) == 1

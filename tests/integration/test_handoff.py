@@ -222,7 +222,7 @@ def test_a_lapsed_sla_recycles_untouched_handoffs_and_a_touched_one_stays(world:
     }  # fmt: skip
     portal.associate("contacts", touched_id, "calls", "99000001")
     world.now[0] += timedelta(days=7)  # far past 16 business hours
-    report = world.engine().sync()
+    world.engine().sync()
     assert portal.contacts[quiet_id]["hs_lead_status"] == "BAD_TIMING"  # nurture
     assert portal.contacts[touched_id]["hs_lead_status"] != "BAD_TIMING"
     quiet_pid = world.state.find_person(quiet_id)

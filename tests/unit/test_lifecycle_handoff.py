@@ -45,7 +45,8 @@ def test_an_owner_a_person_set_after_the_connectors_write_is_never_overwritten()
     )  # fmt: skip
     assert (kept.owner_id, kept.pointer, kept.pool) == ("70000099", None, None)
     assert "set by a person after the connector's last write (70000001)" in kept.reason
-    assert kept.trace[-1].name == "manual_owner" and kept.trace[-1].matched
+    assert kept.trace[-1].name == "manual_owner"
+    assert kept.trace[-1].matched
 
 
 @pytest.mark.parametrize(
@@ -79,12 +80,14 @@ def test_a_queue_counts_as_unowned_only_when_the_mapping_says_so() -> None:
         last_written={},
         owner_property="OwnerId",
     )
-    assert noted.owner_id == "005Dn00000Rep04IAB" and "is a queue, which counts as unowned" in noted.reason
+    assert noted.owner_id == "005Dn00000Rep04IAB"
+    assert "is a queue, which counts as unowned" in noted.reason
     off = config.model_copy(update={"handoff": HandoffSettings(queue_counts_as_unowned=False)})
     kept = protect_owner(
         on, routing=off, crm="salesforce", current_owner_id=queue, last_written={}, owner_property="OwnerId"
     )
-    assert kept.owner_id == queue and "queue_counts_as_unowned is off" in kept.reason
+    assert kept.owner_id == queue
+    assert "queue_counts_as_unowned is off" in kept.reason
 
 
 # --------------------------------------------------------------------------- business hours
@@ -172,13 +175,18 @@ def sla(now: datetime, timeline=(), status: str | None = None):  # type: ignore[
 def test_the_sla_lapses_after_n_business_hours_without_a_sales_touch() -> None:
     assert not sla(HANDED + timedelta(hours=30)).sla_lapsed  # Tue 16:00: 14 business hours
     lapsed = sla(datetime(2026, 3, 4, 9, tzinfo=UTC))  # Wed 10:00: 16 business hours
-    assert lapsed.sla_lapsed and lapsed.handoff_hours == 48 and not lapsed.sales_touched
+    assert lapsed.sla_lapsed
+    assert lapsed.handoff_hours == 48
+    assert not lapsed.sales_touched
     call = act("call", at=HANDED + timedelta(hours=3))
     assert sla(datetime(2026, 3, 9, tzinfo=UTC), [call]).sales_touched
     assert not sla(datetime(2026, 3, 9, tzinfo=UTC), [call]).sla_lapsed
     before = act("call", at=HANDED - timedelta(hours=1))  # a call before the hand-off is no touch
     assert sla(datetime(2026, 3, 9, tzinfo=UTC), [before]).sla_lapsed
     assert not sla(datetime(2026, 3, 9, tzinfo=UTC), status="in_progress").sla_lapsed
+
+
+LAPSED = {"handoff_hours": 72, "sales_touched": False, "sla_lapsed": True}
 
 
 def test_a_lapsed_handoff_is_recycled_by_the_criteria_rule_and_a_touched_one_is_not() -> None:
@@ -200,6 +208,6 @@ def test_a_lapsed_handoff_is_recycled_by_the_criteria_rule_and_a_touched_one_is_
     assert never.recycled_by is None
     verdict = evaluator().verdict(
         person=profile, timeline=timeline, current_stage="mql", now=NOW,
-        handoff=Handoff(lead_status="new", sla={"handoff_hours": 72, "sales_touched": False, "sla_lapsed": True}),
+        handoff=Handoff(lead_status="new", sla=LAPSED),
     )  # fmt: skip
     assert verdict.recycled_by == "handoff_sla_lapsed"
