@@ -83,19 +83,19 @@ def protect_owner(
     or one routing keeps anyway, keeps routing's own reason.
     """
     current = (current_owner_id or "").strip() or None
-    if outcome.owner_id is None or current is None or outcome.owner_id == current:
+    if outcome.owner_id is None or current is None:
         return _note_queue(outcome, current, routing.handoff)
     values: dict[str, FieldValue] = {"current_owner_id": current}
     if owner_property is not None and manually_set(current, last_written, owner_property):
         wrote = last_written.get(owner_property) or "(empty)"
         values["connector_last_wrote"] = wrote
-        note = (
-            f"kept owner {current}: set by a person after the connector's last write ({wrote}); "
-            f"manual owners are never overwritten (routing would have chosen {outcome.owner_id})"
-        )
-        return _kept(
-            outcome, routing, crm, current, RuleTrace("keep", "manual_owner", "", True, values, note)
-        )
+        note = f"kept owner {current}: set by a person after the connector's last write ({wrote})"
+        if outcome.owner_id != current:
+            note += f"; manual owners are never overwritten (routing would have chosen {outcome.owner_id})"
+        trace = RuleTrace("keep", "manual_owner", "", True, values, note)
+        return _kept(outcome, routing, crm, current, trace)
+    if outcome.owner_id == current:
+        return outcome
     if is_queue(current) and not routing.handoff.queue_counts_as_unowned:
         note = f"kept queue {current}: queue_counts_as_unowned is off, so a queue is an owner"
         return _kept(outcome, routing, crm, current, RuleTrace("keep", "queue_owner", "", True, values, note))
