@@ -211,3 +211,28 @@ def test_a_lapsed_handoff_is_recycled_by_the_criteria_rule_and_a_touched_one_is_
         handoff=Handoff(lead_status="new", sla=LAPSED),
     )  # fmt: skip
     assert verdict.recycled_by == "handoff_sla_lapsed"
+
+
+def test_the_handoff_time_is_stamped_once_into_a_mapped_and_writable_property() -> None:
+    from connector.handoff_step import HandoffStep, OwnerFields
+    from connector.mapping.loader import load_mappings
+    from connector.model import CrmRecord
+
+    from .lifecycle_fixtures import MAPPINGS, decide
+
+    mappings = load_mappings(MAPPINGS)
+    step = HandoffStep(mappings, store=None, adapters={})  # type: ignore[arg-type]
+    decision = replace(decide(FIT_A, pricing_views(3)), person_id="p1")
+    assert decision.stage == "mql"
+    record = CrmRecord(
+        crm="hubspot", object_type="contacts", record_id="501", email="ana@acme.com",
+        fields={}, owned={"handoff_at": None},
+    )  # fmt: skip
+    fields = OwnerFields("hubspot_owner_id", "handoff_at")
+    stamped = step.stamp(None, record, fields, frozenset({"handoff_at"}), decision, ANA, NOW)
+    assert stamped is not None
+    assert stamped.changes == {"handoff_at": "2026-03-10T12:00:00Z"}
+    assert step.stamp(None, record, fields, frozenset(), decision, ANA, NOW) is None  # not in writes
+    filled = replace(record, owned={"handoff_at": "2026-01-01T00:00:00Z"})
+    assert step.stamp(None, filled, fields, frozenset({"handoff_at"}), decision, ANA, NOW) is None
+    assert step.stamp(None, record, fields, frozenset({"handoff_at"}), decision, None, NOW) is None
