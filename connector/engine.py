@@ -2,7 +2,8 @@
 
 For every page of every adapter feed: resolve persons -> append activities to their timelines ->
 evaluate the criteria -> route owners at the hand-off -> diff against the CRM -> write only what
-changed -> record decisions, audit rows and the feed's cursor in one transaction. A crash replays
+changed -> record decisions, audit rows, new hand-offs and the feed's cursor in one transaction ->
+create the hand-offs' follow-up tasks (`handoff_step.py`). A crash replays
 at most the page in flight, and the diff (CRM values vs desired) makes the replay write nothing
 that already landed.
 

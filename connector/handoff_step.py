@@ -84,8 +84,9 @@ class HandoffStep:
     # ------------------------------------------------------------------ deciding (per person)
 
     def load(self, person_ids: Sequence[str]) -> None:
-        """Read the hand-offs of the people about to be decided (one query per 500)."""
-        self._rows.update(self.store.handoffs(person_ids))
+        """Read the hand-offs of the people about to be decided (one query per 500). Replaces the
+        previous page's: memory stays flat however many people a run sees."""
+        self._rows = self.store.handoffs(person_ids)
 
     def owner_for_routing(self, current_owner_id: str | None) -> str | None:
         return handoff.owner_for_routing(current_owner_id, self.settings)
