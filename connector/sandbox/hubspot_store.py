@@ -83,6 +83,10 @@ class HubSpotStore:
             self.associations.setdefault((from_type, to_type), {}).setdefault(from_id, []).append(to_id)
             self.associations.setdefault((to_type, from_type), {}).setdefault(to_id, []).append(from_id)
 
+    def record_writes(self) -> list[LoggedRequest]:
+        """Requests that update existing records (not the follow-up tasks the connector creates)."""
+        return [r for r in self.writes() if not r.path.endswith("/batch/create")]
+
     def writes(self) -> list[LoggedRequest]:
         """Requests that could change data (batch update, PATCH...), for idempotency assertions."""
         return [

@@ -406,6 +406,10 @@ class SalesforceStore:
         with self.lock:
             self.sessions.clear()
 
+    def record_writes(self) -> list[LoggedRequest]:
+        """Requests that update existing records (not the follow-up Tasks the connector creates)."""
+        return [r for r in self.writes() if r.method != "POST"]
+
     def writes(self) -> list[LoggedRequest]:
         """Requests that change data (PATCH, POST to sobjects/composite), for idempotency checks."""
         return [
