@@ -511,6 +511,22 @@ def check_routing(
     _check_handoff(doc, routing, person_fields)
 
 
+def check_handoff_time(doc: Document, routing: Routing, writes: Mapping[str, set[str]]) -> None:
+    """A CRM property for the hand-off time must be one the CRM's mapping lets the connector write."""
+    record_time = routing.handoff.record_time
+    for key, prop in (
+        ("hubspot_property", record_time.hubspot_property),
+        ("salesforce_field", record_time.salesforce_field),
+    ):
+        if prop is not None and key in writes and prop not in writes[key]:
+            crm_file = "hubspot.yaml" if key == "hubspot_property" else "salesforce.yaml"
+            doc.add(
+                ("handoff", "record_time", key),
+                f"'{prop}' is not under `writes:` in {crm_file}, so the hand-off time would never be written",
+                f"add {prop} to `writes:` in {crm_file} (create the datetime property/field first)",
+            )
+
+
 def _check_handoff(doc: Document, routing: Routing, person_fields: Mapping[str, str] | None) -> None:
     """The hand-off section: a real time zone, subject placeholders that exist."""
     settings = routing.handoff

@@ -384,6 +384,14 @@ CASES = {
         "unknown time zone 'America/New_Yrok'",
         marker="America/New_Yrok",
     ),
+    "hand-off time property the mapping does not write": Case(
+        "routing.yaml",
+        "    # hubspot_property: connector_handoff_at",
+        "    hubspot_property: connector_handoff_at",
+        "'connector_handoff_at' is not under `writes:` in hubspot.yaml",
+        marker="connector_handoff_at",
+        hint="add connector_handoff_at to `writes:`",
+    ),
     "hand-off key typo": Case(
         "routing.yaml",
         "    due_business_hours: 8",
