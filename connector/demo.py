@@ -24,6 +24,7 @@ from connector.engine import Engine, RunReport
 from connector.errors import ConfigError
 from connector.mapping.loader import load_mappings
 from connector.report import owner_label, print_summary
+from connector.sandbox import handoff_demo
 from connector.sandbox.demo_data import ExpectedOutcome
 from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import HubSpotStore
@@ -163,6 +164,7 @@ def run_demo(
                 f"{len(org.get('CampaignMember', {}))} campaign members."
             )
         state = StateStore.open(demo_settings.state_url)
+        before = handoff_demo.snapshot(joint)
         try:
             engine = Engine(mappings, state, build_adapters(demo_settings, mappings))
             report = engine.sync(command="demo")
@@ -174,16 +176,71 @@ def run_demo(
             if with_sf:
                 _print_both_sides(console, joint, report)
                 _print_sf_check(console, joint, sf_problems)
+            handoff_problems = _print_tasks(console, joint, before, report)
+            manual = handoff_demo.change_owners_as_a_human(joint, state, datetime.now(UTC))
             writes_before = len(store.writes()) + len(joint.salesforce.writes())
             second = engine.sync(command="demo")
             extra = len(store.writes()) + len(joint.salesforce.writes()) - writes_before
             console.print(
                 f"Second sync: {second.counts['people']} people re-evaluated, {extra} write requests "
-                f"to either CRM ({'idempotent' if extra == 0 else 'NOT idempotent'})."
+                f"to either CRM ({'idempotent' if extra == 0 else 'NOT idempotent'}), "
+                f"{second.counts['tasks_created']} new follow-up tasks."
             )
+            handoff_problems += _print_manual_owners(console, engine, joint, manual)
         finally:
             state.close()
-    return not problems and not sf_problems and extra == 0 and not report.failures
+    return not problems and not sf_problems and not handoff_problems and extra == 0 and not report.failures
+
+
+# --- hand-off scenarios (issue 6 part B: follow-up tasks, manual owners) --------------------------------
+
+
+def _print_tasks(
+    console: Console, joint: JointDemo, before: handoff_demo.Before, report: RunReport
+) -> list[str]:
+    """Follow-up tasks in both emulators against the ground truth; returns the problems."""
+    check = handoff_demo.check_tasks(joint, before)
+    console.print(
+        f"[bold]Hand-off tasks[/bold]: {report.counts['handoffs']} hand-offs recorded; "
+        f"{len(check.hubspot)} follow-up tasks in HubSpot and {len(check.salesforce)} in Salesforce "
+        f"for {check.expected} people handed to Sales by this sync (expected: one each, for the new owner)."
+    )
+    for task in check.hubspot[:2]:
+        console.print(
+            f'  HubSpot task for {task["contact"]}: "{task["hs_task_subject"]}", owner '
+            f"{owner_label(task['hubspot_owner_id'], report.owners)}, due {task['hs_timestamp']}",
+            markup=False,
+        )
+    for task in check.salesforce[:2]:
+        console.print(
+            f'  Salesforce Task on {task["who"]}: "{task["Subject"]}", owner '
+            f"{owner_label(task['OwnerId'], report.owners)}, due {task['ActivityDate']}",
+            markup=False,
+        )
+    for problem in check.problems[:10]:
+        console.print(f"[red]mismatch[/red] {problem}", markup=False)
+    if not check.problems:
+        console.print("[bold]Ground truth[/bold]: every hand-off has exactly one task, for its owner.")
+    return check.problems
+
+
+def _print_manual_owners(
+    console: Console, engine: Engine, joint: JointDemo, manual: list[handoff_demo.ManualOwner]
+) -> list[str]:
+    """Owners a person changed after the first sync: the second sync must have kept them."""
+    problems = handoff_demo.owners_kept(joint, manual)
+    for m in manual:
+        explained = engine.explain(m.record_id)
+        why = explained.routing.reason if explained is not None else "(not found)"
+        console.print(
+            f"[bold]Manual owner[/bold]: {m.email} in {m.crm} — the connector assigned {m.connector_owner}, "
+            f"a person changed it to {m.human_owner}; after the second sync it is still {m.human_owner}.",
+            markup=True,
+        )
+        console.print(f"      owner: {why}", markup=False)
+    for problem in problems:
+        console.print(f"[red]mismatch[/red] {problem}", markup=False)
+    return problems
 
 
 def _print_both_sides(console: Console, joint: JointDemo, report: RunReport) -> None:

@@ -2,7 +2,8 @@
 
 For every page of every adapter feed: resolve persons -> append activities to their timelines ->
 evaluate the criteria -> route owners at the hand-off -> diff against the CRM -> write only what
-changed -> record decisions, audit rows and the feed's cursor in one transaction. A crash replays
+changed -> record decisions, audit rows, new hand-offs and the feed's cursor in one transaction ->
+create the hand-offs' follow-up tasks (`handoff_step.py`). A crash replays
 at most the page in flight, and the diff (CRM values vs desired) makes the replay write nothing
 that already landed.
 
@@ -32,6 +33,7 @@ from typing import Any
 
 from connector.crm.base import ApiHealth, CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
+from connector.handoff_step import HandoffStep
 from connector.lifecycle.diff import FieldMap, backward_note, plan_write
 from connector.lifecycle.drift import Drift, RecordView, person_drift
 from connector.lifecycle.gaps import Gap
@@ -226,6 +228,7 @@ class Engine:
         self._pointer_prefix = ""
         """Round-robin pointers are stored under this prefix (a backfill shard keeps its own)."""
         self._progress: Progress = _no_progress
+        self.handoff = HandoffStep(mappings, store, adapters)
 
     @property
     def api_calls(self) -> int:
@@ -282,6 +285,7 @@ class Engine:
                 if not dry_run:
                     self._acquire_leases(report.run_id)
                     self._recover(report)
+                    self.handoff.settle_interrupted(report)
                 if command == "retry-failed":
                     self._retry_failed(report, now, include_parked=True)
                 else:
@@ -604,6 +608,7 @@ class Engine:
             report.counts["activities_new"] += self.store.add_activities(timeline)
             timelines = self.store.timelines(sorted(set(person_of.values())))
             entered = self.store.stage_entered(sorted(set(person_of.values())))
+            self.handoff.load(sorted(set(person_of.values())))
             last_written: dict[RecordKey, dict[str, str | None]] = {}
             for c, object_type in {(k[0], k[1]) for k in records}:
                 ids = sorted(k[2] for k in records if k[:2] == (c, object_type))
@@ -681,6 +686,9 @@ class Engine:
                 )
             if scope is not None and page.cursor is not None:
                 self.store.set_cursor(scope, page.cursor)
+            self._record_handoffs(report, results, written, now)
+        if not report.dry_run:
+            self.handoff.send_tasks(report)
         self._tally(report, results, written)
         log.info(
             "page done",
@@ -688,6 +696,18 @@ class Engine:
                    "written": sum(1 for w in written if w.ok), "failed": sum(1 for w in written if not w.ok),
                    "cursor": page.cursor},
         )  # fmt: skip
+
+    def _record_handoffs(
+        self, report: RunReport, results: list[PersonResult], written: list[WriteResult], now: datetime
+    ) -> None:
+        """The hand-off step after the owner write: hand-off rows and planned follow-up tasks."""
+        owner_properties: dict[tuple[str, str], str | None] = {
+            (crm, name): obj.fields.owner_property
+            for crm, binding in self.crms.items()
+            for name, obj in binding.objects.items()
+        }
+        names = {owner_id: owner.name for owner_id, owner in report.owners.items()}
+        self.handoff.record(results, written, owner_properties, names, now, report)
 
     def _linked_records(
         self, records: Mapping[RecordKey, CrmRecord], person_of: Mapping[RecordKey, str]
@@ -851,7 +871,11 @@ class Engine:
             timeline=timeline,
             current_stage=current,
             now=now,
-            handoff=Handoff(lead_status=status, stage_entered_at=stage_entered_at),
+            handoff=Handoff(
+                lead_status=status,
+                stage_entered_at=stage_entered_at,
+                sla=self.handoff.sla_names(pid, timeline, status, now),
+            ),
         )
         context = expression_context(
             signals=decision.signals,
@@ -876,13 +900,17 @@ class Engine:
                 stage=decision.stage,
                 disqualified=decision.disqualified_by is not None,
                 person=person,
-                current_owner_id=owner_of(record),
+                current_owner_id=self.handoff.owner_for_routing(owner_of(record)),
                 active_owner_ids=active[record.crm],
                 pointers=pointers,
                 when=self.routing_when,
                 context=context,
             )
             outcome = self._keep_refused_choice(record, outcome, active[record.crm])
+            outcome = self.handoff.adjust_owner(
+                outcome, record, owner_of(record), last_written.get(_key(record), {}),
+                binding.fields.owner_property,
+            )  # fmt: skip
             kept = outcome.owner_id is not None and outcome.owner_id == owner_of(record)
             if shared_rep is not None and not kept and outcome.rep != shared_rep:
                 same = self._same_rep(shared_rep, record.crm, active[record.crm], outcome)
@@ -920,7 +948,15 @@ class Engine:
                     record=record,
                     decision=record_decision,
                     routing=outcome,
-                    intent=_stamp_mql(intent, binding, record, record_decision, now),
+                    intent=self.handoff.stamp(
+                        _stamp_mql(intent, binding, record, record_decision, now),
+                        record,
+                        self.handoff.fields(record.crm, binding.fields.owner_property),
+                        binding.fields.writes,
+                        record_decision,
+                        outcome.owner_id,
+                        now,
+                    ),
                     previous_stage=self._current_stage(record),
                     previous_lead_status=self._current_status(record),
                     stage_note=note,
@@ -1138,6 +1174,7 @@ class Engine:
                         last[(r.crm, r.object_type, rid)] = values
                 people = [record, *(r for k, r in records.items() if k != _key(record))]
                 entered = self.store.stage_entered([pid]).get(pid, (None, None))[1]
+                self.handoff.load([pid])
                 result = self._decide_person(
                     people, pid, timeline, self._active_owners(), self.store.pointers(), last, self.clock(),
                     entered,

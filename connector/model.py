@@ -147,3 +147,14 @@ class WriteResult:
     error: str | None = None
     retryable: bool = False
     gone: bool = False
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a CRM answered to one follow-up task create: its id, or why not (`key` = the task's)."""
+
+    key: str
+    ok: bool
+    task_id: str | None = None
+    error: str | None = None
+    retryable: bool = True

@@ -42,6 +42,16 @@ from hubspot.crm.contacts.models import (
 from hubspot.crm.objects.models import (
     BatchReadInputSimplePublicObjectId as ObjectsBatchReadInput,
 )
+from hubspot.crm.objects.tasks.models import (
+    AssociationSpec,
+    BatchInputSimplePublicObjectBatchInputForCreate,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectBatchInputForCreate,
+)
+from hubspot.crm.objects.tasks.models import (
+    PublicObjectSearchRequest as TaskSearchRequest,
+)
 
 from connector.crm.base import ApiHealth, Feed, Page
 from connector.crm.concurrency import Pool, prefetch
@@ -50,9 +60,19 @@ from connector.crm.hubspot_errors import headers_of, status_of, translate
 from connector.crm.pacing import Kind, Pacer, PacingLimits
 from connector.crm.retry import RetryPolicy
 from connector.errors import ConfigError, DailyLimitExhausted, FatalError, RateLimited
+from connector.lifecycle.handoff import TaskSpec
 from connector.lifecycle.identity import salesforce_id_18
 from connector.mapping.schema import HistorySource, HubSpotMapping
-from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
+from connector.model import (
+    Crm,
+    CrmRecord,
+    FieldValue,
+    Owner,
+    SourceActivity,
+    TaskResult,
+    WriteIntent,
+    WriteResult,
+)
 from connector.observability import redact
 
 __all__ = ["ContactPage", "HubSpotAdapter", "coerce", "parse_hs_time", "to_epoch_ms", "translate"]
@@ -226,6 +246,7 @@ class HubSpotAdapter:
         kind: Kind = "general",
         missing_ok: bool = False,
         forbidden: str | None = None,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> Any:
         """One SDK call under the pacer and the retry policy; returns the deserialised body.
@@ -261,7 +282,7 @@ class HubSpotAdapter:
             self.pacer.observe(dict(headers or {}))
             return data
 
-        return self.retry.call(attempt)
+        return (retry or self.retry).call(attempt)
 
     def _objects_batch(self, object_type: str) -> Any:
         with self._lock:
@@ -1124,6 +1145,110 @@ class HubSpotAdapter:
                 )
         return [results[i.record_id] for i in intents]
 
+    # ------------------------------------------------------------------ follow-up tasks
+
+    def create_tasks(self, tasks: Sequence[TaskSpec]) -> list[TaskResult]:
+        """Create follow-up tasks, 100 a call (`/crm/v3/objects/tasks/batch/create`), each
+        associated with its contact; results are matched back by `objectWriteTraceId`."""
+        results: list[TaskResult] = []
+        api = self._tasks_batch()
+        for chunk in _chunks(list(tasks), BATCH_LIMIT):
+            body = BatchInputSimplePublicObjectBatchInputForCreate(
+                inputs=[
+                    SimplePublicObjectBatchInputForCreate(
+                        properties=task_properties(task),
+                        associations=[
+                            PublicAssociationsForObject(
+                                to=PublicObjectId(id=task.record_id),
+                                types=[
+                                    AssociationSpec(
+                                        association_category="HUBSPOT_DEFINED",
+                                        association_type_id=TASK_TO_CONTACT,
+                                    )
+                                ],
+                            )
+                        ],
+                        object_write_trace_id=task.key,
+                    )
+                    for task in chunk
+                ]
+            )
+            try:
+                response = self._call(
+                    "creating follow-up tasks",
+                    "batch_create:tasks",
+                    api,
+                    "create",
+                    retry=self.retry.for_creates(),
+                    batch_input_simple_public_object_batch_input_for_create=body,
+                )
+            except FatalError as exc:
+                results += [TaskResult(t.key, ok=False, error=exc.message, retryable=False) for t in chunk]
+                continue
+            created = {
+                str(getattr(r, "object_write_trace_id", "") or ""): str(r.id)
+                for r in getattr(response, "results", None) or []
+            }
+            refused: dict[str, str] = {}
+            for err in getattr(response, "errors", None) or []:
+                context = getattr(err, "context", None) or {}
+                for key in context.get("objectWriteTraceId") or []:
+                    refused[str(key)] = redact(str(getattr(err, "message", "") or "rejected"))
+            for task in chunk:
+                if task.key in created:
+                    results.append(TaskResult(task.key, ok=True, task_id=created[task.key]))
+                else:
+                    error = refused.get(task.key, "HubSpot created no task for this input")
+                    results.append(TaskResult(task.key, ok=False, error=error, retryable=False))
+        return results
+
+    def find_task(self, task: TaskSpec) -> str | None:
+        """The id of a task created before for `task` (same owner, subject and due time), if any:
+        how a run settles a create that a killed predecessor sent but never confirmed."""
+        request = TaskSearchRequest(
+            filter_groups=[
+                {
+                    "filters": [
+                        {"propertyName": "hubspot_owner_id", "operator": "EQ", "value": task.owner_id},
+                        {"propertyName": "hs_task_subject", "operator": "EQ", "value": task.subject},
+                    ]
+                }
+            ],
+            properties=["hs_timestamp", "hs_task_subject", "hubspot_owner_id"],
+            sorts=[{"propertyName": "hs_createdate", "direction": "ASCENDING"}],
+            limit=100,
+            after="0",
+        )
+        page = self._call(
+            "looking for a follow-up task",
+            "search:tasks",
+            self._tasks_search(),
+            "do_search",
+            public_object_search_request=request,
+            kind="search",
+        )
+        for result in getattr(page, "results", None) or []:
+            due = parse_hs_time((result.properties or {}).get("hs_timestamp"))
+            if due is not None and due == task.due_at.astimezone(UTC):
+                return str(result.id)
+        return None
+
+    def _tasks_batch(self) -> Any:
+        with self._lock:
+            api = self._object_batch.get("tasks:create")
+            if api is None:
+                api = _guard_json(self._client.crm.objects.tasks.batch_api)
+                self._object_batch["tasks:create"] = api
+            return api
+
+    def _tasks_search(self) -> Any:
+        with self._lock:
+            api = self._object_batch.get("tasks:search")
+            if api is None:
+                api = _guard_json(self._client.crm.objects.tasks.search_api)
+                self._object_batch["tasks:search"] = api
+            return api
+
     def _update_all(self, intents: list[WriteIntent]) -> list[WriteResult]:
         """Every batch runs to its end even when the daily budget runs out meanwhile: what landed
         is handed over with the stop (`DailyLimitExhausted.done`), so it can be recorded."""
@@ -1172,6 +1297,25 @@ class HubSpotAdapter:
             else:
                 results.append(WriteResult(intent=intent, ok=True))
         return results
+
+
+TASK_TO_CONTACT = 204
+"""HubSpot-defined association type id task -> contact (api-facts §2)."""
+TASK_PRIORITY = {"low": "LOW", "normal": "MEDIUM", "high": "HIGH"}
+TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
+
+
+def task_properties(task: TaskSpec) -> dict[str, str]:
+    """A follow-up task as HubSpot task properties: hs_timestamp is the due date (epoch ms)."""
+    return {
+        "hs_task_subject": task.subject,
+        "hs_task_body": task.body,
+        "hs_timestamp": to_epoch_ms(task.due_at),
+        "hubspot_owner_id": task.owner_id,
+        "hs_task_status": "NOT_STARTED",
+        "hs_task_priority": TASK_PRIORITY.get(task.priority, "MEDIUM"),
+        "hs_task_type": TASK_TYPE.get(task.task_type, "TODO"),
+    }
 
 
 def _run(task: Callable[[], T]) -> T:

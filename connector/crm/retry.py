@@ -50,18 +50,31 @@ class RetryPolicy:
         initial_wait: float = 0.5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] | None = None,
+        retry_on: type[Exception] = TransientError,
     ) -> None:
         self.max_attempts = max_attempts
         self.initial_wait = initial_wait
         self.max_wait = max_wait
         self._sleep = sleep
+        self.retry_on = retry_on
+
+    def for_creates(self) -> RetryPolicy:
+        """The same policy retrying only 429s: a create that timed out or got a 5xx may have
+        happened, and sending it again could create it twice (the caller settles it instead)."""
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            initial_wait=self.initial_wait,
+            max_wait=self.max_wait,
+            sleep=self._sleep,
+            retry_on=RateLimited,
+        )
 
     def retrying(self) -> Retrying:
         kwargs: dict[str, object] = {}
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
         return Retrying(
-            retry=retry_if_exception_type(TransientError),
+            retry=retry_if_exception_type(self.retry_on),
             wait=RetryAfterOrBackoff(initial=self.initial_wait, maximum=self.max_wait),
             stop=stop_after_attempt(self.max_attempts),
             reraise=True,

@@ -42,8 +42,18 @@ from connector.errors import (
     FatalError,
     TransientError,
 )
+from connector.lifecycle.handoff import TaskSpec
 from connector.mapping.schema import SalesforceMapping, SfObjectMapping, SfTaskSource
-from connector.model import Crm, CrmRecord, FieldValue, Owner, SourceActivity, WriteIntent, WriteResult
+from connector.model import (
+    Crm,
+    CrmRecord,
+    FieldValue,
+    Owner,
+    SourceActivity,
+    TaskResult,
+    WriteIntent,
+    WriteResult,
+)
 from connector.observability import redact
 
 log = logging.getLogger("connector.salesforce")
@@ -285,7 +295,7 @@ class SalesforceAdapter:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, action: str, fn: Callable[[Salesforce], T]) -> T:
+    def _call(self, action: str, fn: Callable[[Salesforce], T], *, retry: RetryPolicy | None = None) -> T:
         def attempt() -> T:
             self.budget.before_call(action)
             self.calls += 1
@@ -307,7 +317,7 @@ class SalesforceAdapter:
             self.budget.after_call(getattr(self.client, "api_usage", {}) or {})
             return result
 
-        return self.retry.call(attempt)
+        return (retry or self.retry).call(attempt)
 
     def api_health(self) -> ApiHealth:
         budget = self.budget
@@ -812,6 +822,60 @@ class SalesforceAdapter:
             )
         return out
 
+    # ------------------------------------------------------------------ follow-up tasks
+
+    def create_tasks(self, tasks: Sequence[TaskSpec]) -> list[TaskResult]:
+        """Create follow-up `Task`s through sObject Collections (POST, 200 a call), in order.
+
+        `TaskSubtype` is "Task", so the connector's own task never reads back as a logged call
+        (the activity mapping counts `TaskSubtype: Call`); the due date is `ActivityDate`, a date.
+        `Sforce-Auto-Assign: FALSE` keeps assignment rules from re-owning anything.
+        """
+        results: list[TaskResult] = []
+        for chunk in _chunks(list(tasks), COLLECTION_LIMIT):
+            body = {"allOrNone": False, "records": [task_record(t) for t in chunk]}
+            try:
+                answer = self._call(
+                    f"creating {len(chunk)} follow-up tasks",
+                    lambda sf, b=body: sf.restful(  # type: ignore[misc]
+                        "composite/sobjects",
+                        method="POST",
+                        json=b,
+                        headers={"Sforce-Auto-Assign": "FALSE"},
+                        timeout=self.timeout,
+                    ),
+                    retry=self.retry.for_creates(),
+                )
+            except FatalError as exc:
+                results += [TaskResult(t.key, ok=False, error=exc.message, retryable=False) for t in chunk]
+                continue
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                raise FatalError("Salesforce answered a collection create with an unexpected body")
+            for task, item in zip(chunk, answer, strict=True):
+                if item.get("success"):
+                    results.append(TaskResult(task.key, ok=True, task_id=str(item.get("id"))))
+                    continue
+                error = (item.get("errors") or [{}])[0]
+                code = str(error.get("statusCode") or "UNKNOWN")
+                message = f"{code}: {redact(str(error.get('message') or ''))}"
+                results.append(
+                    TaskResult(task.key, ok=False, error=message, retryable=code in _TRANSIENT_CODES)
+                )
+        return results
+
+    def find_task(self, task: TaskSpec) -> str | None:
+        """The id of a Task created before for `task` (same record, owner, subject, due date)."""
+        soql = format_soql(
+            "SELECT Id FROM Task WHERE WhoId = {} AND OwnerId = {} AND Subject = {} ORDER BY Id LIMIT 1",
+            task.record_id,
+            task.owner_id,
+            task.subject,
+        )
+        for rows in self.query_pages(soql, "looking for a follow-up task"):
+            for row in rows:
+                return str(row["Id"])
+        return None
+
     def _follow_conversion(self, intent: WriteIntent) -> WriteIntent | WriteResult:
         """The same decision aimed at the contact the lead became, or why it cannot be written."""
         lead = self.read_object("Lead", [intent.record_id])
@@ -879,6 +943,26 @@ class SalesforceAdapter:
             lambda sf: sf.restful(f"sobjects/{sobject}/describe", timeout=self.timeout),
         )
         return result if isinstance(result, dict) else {}
+
+
+SF_TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
+
+
+def task_record(task: TaskSpec) -> dict[str, Any]:
+    """A follow-up task as a Salesforce `Task` record for sObject Collections create."""
+    due = task.due_date or task.due_at.astimezone(UTC).date()
+    return {
+        "attributes": {"type": "Task"},
+        "WhoId": task.record_id,
+        "OwnerId": task.owner_id,
+        "Subject": task.subject[:255],
+        "Description": task.body,
+        "ActivityDate": due.isoformat(),
+        "Status": "Not Started",
+        "Priority": task.priority.capitalize(),
+        "Type": SF_TASK_TYPE.get(task.task_type, "Other"),
+        "TaskSubtype": "Task",
+    }
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:

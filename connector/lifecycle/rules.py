@@ -57,6 +57,9 @@ class Handoff:
 
     lead_status: str | None = None
     stage_entered_at: datetime | None = None
+    sla: Mapping[str, Any] | None = None
+    """`handoff_hours`, `sales_touched`, `sla_lapsed` from `handoff.sla_state` (None: no hand-off).
+    A lapsed SLA makes a person recyclable even while the rules still support their stage."""
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ class CriteriaEvaluator:
         lead_status = settled.lead_status
         recycle_hit: _Hit[RecycleRule] | None = None
         recycle_trace: list[RuleTrace] = []
-        if self._recyclable(settled, disqualifier_hit is not None):
+        if self._recyclable(settled, disqualifier_hit is not None, current_stage, handoff):
             context |= self._handoff_names(settled.stage, timeline, now, handoff)
             applicable = [(r, c) for r, c in self._recycle if settled.stage in r.stages]
             recycle_hit, recycle_trace = _first_match("recycle", applicable, context)
@@ -321,7 +324,7 @@ class CriteriaEvaluator:
         lead_status = settled.lead_status
         recycled: str | None = None
         moved_back = settled.moved_back
-        if self._recyclable(settled, disqualifier is not None):
+        if self._recyclable(settled, disqualifier is not None, current_stage, handoff):
             context |= self._handoff_names(settled.stage, timeline, now, handoff)
             for index, (candidate, _condition) in enumerate(self._recycle):
                 if settled.stage in candidate.stages and self._recycle_group.holds(index, context):
@@ -398,23 +401,29 @@ class CriteriaEvaluator:
         values: dict[str, FieldValue] = {"moved_from": settled.stage, "moved_to": landing}
         return RuleTrace("move_back", rule.name, "", True, values, note)
 
-    def _recyclable(self, settled: _Settled, disqualified: bool) -> bool:
-        """Only a hand-off the rules no longer support (kept by forward-only) can be recycled.
+    def _recyclable(
+        self, settled: _Settled, disqualified: bool, current: str | None, handoff: Handoff | None
+    ) -> bool:
+        """Only a stalled hand-off can be recycled: one the rules no longer support (kept by
+        forward-only), or one whose hand-off SLA lapsed without Sales touching it (the rules may
+        still place the person there: they are engaged, Sales is not).
 
-        A person the rules still place at their stage is active, not stalled; a disqualified one
-        already carries the disqualifier's status; Sales-owned stages are never touched.
+        A person the rules still place at their stage is otherwise active, not stalled; a
+        disqualified one already carries the disqualifier's status; Sales-owned stages are never
+        touched.
         """
-        return (
-            bool(self._recycle)
-            and not disqualified
-            and settled.keep is not None
-            and settled.keep.name == "forward_only"
-        )
+        if not self._recycle or disqualified:
+            return False
+        if settled.keep is not None and settled.keep.name == "forward_only":
+            return True
+        lapsed = bool(handoff and handoff.sla and handoff.sla.get("sla_lapsed"))
+        return lapsed and settled.keep is None and settled.stage == current
 
     def _handoff_names(
         self, stage: str, timeline: Sequence[Activity], now: datetime, handoff: Handoff | None
     ) -> dict[str, Any]:
-        """The names recycle rules read: accepted, days_in_stage, current_stage, current_lead_status."""
+        """The names recycle rules read: accepted, days_in_stage, current_stage, current_lead_status,
+        and the hand-off SLA's handoff_hours, sales_touched, sla_lapsed (see `RECYCLE_NAMES`)."""
         handoff = handoff or Handoff()
         entered = as_utc(handoff.stage_entered_at) if handoff.stage_entered_at else None
         now_utc = as_utc(now)
@@ -430,6 +439,10 @@ class CriteriaEvaluator:
             "days_in_stage": days,
             "current_stage": stage,
             "current_lead_status": handoff.lead_status or "",
+            "handoff_hours": 0,
+            "sales_touched": False,
+            "sla_lapsed": False,
+            **(handoff.sla or {}),
         }
 
     def _rule_reason(self, stage: str, hit: _Hit[StageRule] | None) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connector.lifecycle.handoff import SUBJECT_NAMES, template_names
 from connector.mapping.conditions import RESERVED_NAMES, Scope, check_condition, known_values_hint
 from connector.mapping.expressions import RECYCLE_NAMES, ExpressionError, compile_expression
 from connector.mapping.schema import (
@@ -558,3 +560,43 @@ def check_routing(
     if criteria is not None:
         for index, stage in enumerate(routing.handoff_stages):
             require_known(doc, ("handoff_stages", index), stage, criteria.stages, "stage")
+    _check_handoff(doc, routing, person_fields)
+
+
+def check_handoff_time(doc: Document, routing: Routing, writes: Mapping[str, set[str]]) -> None:
+    """A CRM property for the hand-off time must be one the CRM's mapping lets the connector write."""
+    record_time = routing.handoff.record_time
+    for key, prop in (
+        ("hubspot_property", record_time.hubspot_property),
+        ("salesforce_field", record_time.salesforce_field),
+    ):
+        if prop is not None and key in writes and prop not in writes[key]:
+            crm_file = "hubspot.yaml" if key == "hubspot_property" else "salesforce.yaml"
+            doc.add(
+                ("handoff", "record_time", key),
+                f"'{prop}' is not under `writes:` in {crm_file}, so the hand-off time would never be written",
+                f"add {prop} to `writes:` in {crm_file} (create the datetime property/field first)",
+            )
+
+
+def _check_handoff(doc: Document, routing: Routing, person_fields: Mapping[str, str] | None) -> None:
+    """The hand-off section: a real time zone, subject placeholders that exist."""
+    settings = routing.handoff
+    try:
+        ZoneInfo(settings.business_hours.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        doc.add(
+            ("handoff", "business_hours", "timezone"),
+            f"unknown time zone '{settings.business_hours.timezone}'",
+            "use an IANA name such as Europe/Berlin or America/New_York",
+        )
+    if person_fields is None:
+        return
+    known = sorted({*person_fields, *DERIVED_PERSON_FIELDS, *SUBJECT_NAMES})
+    for name in template_names(settings.task.subject):
+        if name not in known:
+            doc.add(
+                ("handoff", "task", "subject"),
+                f"unknown placeholder '{{{name}}}' in the task subject",
+                known_values_hint(name, known, "placeholders (person fields, email, stage, owner)"),
+            )

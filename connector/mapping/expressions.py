@@ -157,6 +157,9 @@ RECYCLE_NAMES: dict[str, str] = {
     "days_in_stage": "int",
     "current_stage": "string",
     "current_lead_status": "string",
+    "handoff_hours": "int",
+    "sales_touched": "bool",
+    "sla_lapsed": "bool",
 }
 """Names only recycle rules can read (the hand-off state), with their CEL types."""
 

@@ -23,6 +23,7 @@ from connector.errors import MappingError, MappingIssue
 from connector.mapping.checks import (
     DERIVED_PERSON_FIELDS,
     check_criteria,
+    check_handoff_time,
     check_hubspot,
     check_routing,
     check_salesforce,
@@ -181,6 +182,15 @@ class _Files:
                 else None
             )
             check_salesforce(salesforce.doc, salesforce.model, criteria, hubspot_fields)
+        if self.routing.model is not None:
+            writes: dict[str, set[str]] = {}
+            if hubspot is not None and isinstance(hubspot.model, HubSpotMapping):
+                writes["hubspot_property"] = set(hubspot.model.writes)
+            if salesforce is not None and isinstance(salesforce.model, SalesforceMapping):
+                writes["salesforce_field"] = {
+                    f for obj in salesforce.model.objects.values() for f in obj.writes
+                }
+            check_handoff_time(self.routing.doc, self.routing.model, writes)
 
     def issues(self) -> list[MappingIssue]:
         """Every issue, file by file, each file's in line order."""

@@ -7,7 +7,7 @@ criteria.yaml, a rule's names exist...) live in `loader.py`, which knows where e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -148,8 +148,9 @@ class RecycleRule(StrictModel):
     """Sends a person who stalled at a hand-off stage back to nurture: sets `lead_status`, keeps the stage.
 
     Tried for people whose current stage is in `stages`; `when` may also read `accepted`,
-    `days_in_stage`, `current_stage` and `current_lead_status`. `move_stage_to` (a stage below
-    every one in `stages`) also moves the stage back, only with the criteria's
+    `days_in_stage`, `current_stage`, `current_lead_status` and the hand-off SLA's
+    `handoff_hours`, `sales_touched` and `sla_lapsed` (routing.yaml `handoff:`). `move_stage_to` (a
+    stage below every one in `stages`) also moves the stage back, only with the criteria's
     `allow_backward_moves: true` and a CRM mapping whose stage allows backward moves.
     """
 
@@ -224,6 +225,58 @@ class RoutingRule(StrictModel):
     when: str | None = None
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKWEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class BusinessCalendar(StrictModel):
+    """When Sales works: due dates and SLAs count only these hours (wall clock in `timezone`)."""
+
+    timezone: str = "UTC"
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKWEEK), min_length=1)
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+    holidays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessCalendar:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
+
+
+class HandoffTask(StrictModel):
+    """The follow-up task created for the new owner at a hand-off (see README "Hand-off")."""
+
+    enabled: bool = True
+    subject: str = Field(default="Follow up: {name}", min_length=1, max_length=255)
+    due_business_hours: int = Field(default=8, ge=0, le=2000)
+    priority: Literal["low", "normal", "high"] = "high"
+    type: Literal["call", "email", "todo"] = "call"
+    crm: Literal["auto", "hubspot", "salesforce", "both"] = "auto"
+    """Where a person in both CRMs gets the task: auto = Salesforce (where Sales works), else the one CRM."""
+
+
+class HandoffTime(StrictModel):
+    """Record when the hand-off happened (state database always; a CRM property if named)."""
+
+    enabled: bool = True
+    hubspot_property: str | None = None
+    salesforce_field: str | None = None
+
+
+class HandoffSettings(StrictModel):
+    """What happens at the hand-off besides the owner write: task, hand-off time, SLA."""
+
+    task: HandoffTask = Field(default_factory=lambda: HandoffTask(enabled=False))
+    record_time: HandoffTime = Field(default_factory=HandoffTime)
+    sla_business_hours: int | None = Field(default=None, ge=1, le=2000)
+    """Business hours Sales has to touch a new hand-off; then `sla_lapsed` holds for recycle rules."""
+    business_hours: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    queue_counts_as_unowned: bool = True
+    """A Salesforce Queue (00G...) as owner is "nobody yet": routing picks a rep."""
+
+
 class Routing(StrictModel):
     handoff_stages: list[str] = Field(min_length=1)
     keep_existing_owner: bool = True
@@ -231,6 +284,7 @@ class Routing(StrictModel):
     pools: dict[str, Pool]
     rules: list[RoutingRule] = Field(default_factory=list)
     fallback: str = Field(description="rep key used when no rule matches or a pool has no active member")
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
 
 
 # --------------------------------------------------------------------------- hubspot.yaml

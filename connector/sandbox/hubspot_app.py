@@ -358,6 +358,7 @@ ROUTES = Map(
         Rule("/crm/v3/objects/<object_type>/search", methods=["POST"], endpoint="search"),
         Rule("/crm/v3/objects/<object_type>/batch/read", methods=["POST"], endpoint="batch_read"),
         Rule("/crm/v3/objects/<object_type>/batch/update", methods=["POST"], endpoint="batch_update"),
+        Rule("/crm/v3/objects/<object_type>/batch/create", methods=["POST"], endpoint="batch_create"),
         Rule("/crm/v3/objects/<object_type>", methods=["GET"], endpoint="list_objects"),
         Rule("/crm/v3/objects/<object_type>/<object_id>", methods=["GET"], endpoint="get_object"),
         Rule("/crm/v3/objects/<object_type>/<object_id>", methods=["PATCH"], endpoint="patch_object"),
@@ -876,6 +877,93 @@ class HubSpotEmulator:
             errors.insert(0, self._not_found(object_type, missing))
         return self._batch_reply(started, results, errors)
 
+    def _batch_create(self, request: Request, body: Any, object_type: str) -> Reply:
+        """Create engagement objects (the connector creates hand-off tasks), with associations.
+
+        `SimplePublicObjectBatchInputForCreate`: `properties` and `associations` are required;
+        each association names the target (`to.id`) and HubSpot-defined type ids, which must be the
+        documented ones for the pair (task -> contact is 204). Valid inputs are created; invalid
+        ones are reported per input (207), echoing `objectWriteTraceId` so a client can tell which.
+        Contacts are not created here (the connector never creates people).
+        """
+        object_type = self._object_type(object_type)
+        if object_type not in ENGAGEMENT_TYPES:
+            raise validation_error(f"batch create of {object_type} is not supported by the sandbox")
+        started = hs_datetime(self._clock())
+        inputs = _batch_inputs(_body_object(body), BATCH_LIMIT)
+        planned: list[tuple[dict[str, str], list[tuple[str, str]], str | None]] = []
+        for item in inputs:
+            if "associations" not in item:
+                raise validation_error("Each input needs associations (an empty array is allowed)")
+            trace = item.get("objectWriteTraceId")
+            planned.append(
+                (
+                    _properties_of(item),
+                    self._create_associations(object_type, item),
+                    None if trace is None else str(trace),
+                )
+            )
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for values, links, trace_id in planned:
+            problems = self._problems(object_type, values)
+            missing = [to_id for to_type, to_id in links if to_id not in self._objects(to_type)]
+            if problems:
+                errors.append(_invalid_values(problems, "", trace_id))
+                continue
+            if missing:
+                error = _problem("associations", "INVALID_ASSOCIATION", f"No object with id {missing[0]}")
+                errors.append(_invalid_values([error], "", trace_id))
+                continue
+            object_id = self.store.next_id()
+            now = hs_datetime(self._clock())
+            record: dict[str, str | None] = {
+                "hs_object_id": object_id,
+                "hs_createdate": now,
+                "hs_lastmodifieddate": now,
+            }
+            kinds = self._kinds(object_type)
+            record.update({k: (None if v == "" else _normalise(v, kinds(k))) for k, v in values.items()})
+            self._objects(object_type)[object_id] = record
+            for to_type, to_id in links:
+                self.store.associate(object_type, object_id, to_type, to_id)
+            created = self._present(object_type, object_id, list(values))
+            if trace_id is not None:
+                created["objectWriteTraceId"] = trace_id
+            results.append(created)
+        reply = self._batch_reply(started, results, errors)
+        return Reply(201 if reply.status == 200 else reply.status, reply.body)
+
+    def _create_associations(self, object_type: str, item: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(target type, target id) per association of a create input; 400 for a malformed one."""
+        links: list[tuple[str, str]] = []
+        associations = item.get("associations")
+        if not isinstance(associations, list):
+            raise validation_error("associations must be an array")
+        for association in associations:
+            target = association.get("to") if isinstance(association, dict) else None
+            types = association.get("types") if isinstance(association, dict) else None
+            if (
+                not isinstance(target, dict)
+                or not target.get("id")
+                or not isinstance(types, list)
+                or not types
+            ):
+                raise validation_error("Each association needs to.id and at least one type")
+            for spec in types:
+                if not isinstance(spec, dict) or spec.get("associationCategory") != "HUBSPOT_DEFINED":
+                    raise validation_error("associationCategory must be HUBSPOT_DEFINED for these types")
+                type_id = spec.get("associationTypeId")
+                pair = next(
+                    (p for p, i in ASSOCIATION_TYPE_IDS.items() if i == type_id and p[0] == object_type), None
+                )
+                if pair is None:
+                    raise validation_error(
+                        f"associationTypeId {type_id} is not a HUBSPOT_DEFINED type from {object_type}"
+                    )
+                links.append((pair[1], str(target["id"])))
+        return links
+
     def _list_objects(self, request: Request, body: Any, object_type: str) -> Reply:
         object_type = self._object_type(object_type)
         limit = _query_int(request, "limit", LIST_DEFAULT_LIMIT)
@@ -1323,7 +1411,7 @@ def _problem(name: str, code: str, message: str) -> dict[str, Any]:
 
 def _invalid_values(problems: list[dict[str, Any]], object_id: str, trace_id: str | None) -> dict[str, Any]:
     """HubSpot's "Property values were not valid: [...]" error, with one ErrorDetail per property."""
-    context = {"ids": [object_id]}
+    context: dict[str, list[str]] = {"ids": [object_id]} if object_id else {}
     if trace_id is not None:
         context["objectWriteTraceId"] = [trace_id]
     return {

@@ -83,6 +83,10 @@ class HubSpotStore:
             self.associations.setdefault((from_type, to_type), {}).setdefault(from_id, []).append(to_id)
             self.associations.setdefault((to_type, from_type), {}).setdefault(to_id, []).append(from_id)
 
+    def record_writes(self) -> list[LoggedRequest]:
+        """Requests that update existing records (not the follow-up tasks the connector creates)."""
+        return [r for r in self.writes() if not r.path.endswith("/batch/create")]
+
     def writes(self) -> list[LoggedRequest]:
         """Requests that could change data (batch update, PATCH...), for idempotency assertions."""
         return [
@@ -321,6 +325,9 @@ def default_object_properties() -> dict[str, dict[str, dict[str, Any]]]:
             *engagement,
             ("hs_task_subject", "Task title", "string", "text", False),
             ("hs_task_status", "Task status", "enumeration", "select", False),
+            ("hs_task_body", "Notes", "string", "textarea", False),
+            ("hs_task_priority", "Priority", "enumeration", "select", False),
+            ("hs_task_type", "Task type", "enumeration", "select", False),
         ],
         "communications": [
             *engagement,
@@ -328,10 +335,21 @@ def default_object_properties() -> dict[str, dict[str, dict[str, Any]]]:
             ("hs_communication_body", "Body", "string", "textarea", False),
         ],
     }
-    return {
+    catalogues = {
         object_type: {
             name: property_definition(name, label, t, ft, group=object_type, read_only=read_only)
             for name, label, t, ft, read_only in definitions
         }
         for object_type, definitions in per_type.items()
     }
+    for name, values in TASK_OPTIONS.items():
+        catalogues["tasks"][name]["options"] = _options([(v, v.replace("_", " ").title()) for v in values])
+    return catalogues
+
+
+TASK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "hs_task_status": ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"),
+    "hs_task_priority": ("NONE", "LOW", "MEDIUM", "HIGH"),
+    "hs_task_type": ("CALL", "EMAIL", "LINKED_IN", "MEETING", "TODO"),
+}
+"""HubSpot's default task enumeration values (the properties API lists them per portal)."""

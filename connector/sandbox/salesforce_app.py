@@ -76,6 +76,7 @@ ROUTES = Map(
             "/services/data/v<version>/sobjects/<sobject>/<record_id>", methods=["PATCH"], endpoint="update"
         ),
         Rule("/services/data/v<version>/composite/sobjects", methods=["PATCH"], endpoint="collection_update"),
+        Rule("/services/data/v<version>/composite/sobjects", methods=["POST"], endpoint="collection_create"),
     ]
 )
 
@@ -499,6 +500,97 @@ class SalesforceEmulator:
             self._write(row, changes)
             results.append({"id": row["Id"], "success": True, "errors": []})
         return Reply(200, results)
+
+    def _collection_create(self, _request: Request, body: Any, version: str) -> Reply:
+        """sObject Collections create: at most 200 records, none with an id, results in order.
+
+        Each record is checked like a single create (unknown or non-createable fields, restricted
+        picklists, required fields, references that must exist: WhoId a Lead or Contact, OwnerId
+        an active User or a Queue); with `allOrNone` one bad record rolls back all.
+        """
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise SfError(400, "JSON_PARSER_ERROR", "The request body must hold a records array")
+        records: list[Any] = body["records"]
+        if len(records) > COLLECTION_LIMIT:
+            raise SfError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call",
+            )
+        plans: list[tuple[str, dict[str, Any]] | RecordError] = [self._plan_create(r) for r in records]
+        if bool(body.get("allOrNone", False)) and any(isinstance(p, RecordError) for p in plans):
+            rolled = RecordError(
+                "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "Record rolled back because not all records were valid and the request was using "
+                "AllOrNone header",
+            )
+            return Reply(200, [(p if isinstance(p, RecordError) else rolled).result() for p in plans])
+        results: list[dict[str, Any]] = []
+        for plan in plans:
+            if isinstance(plan, RecordError):
+                results.append(plan.result())
+                continue
+            row = self.store.insert(plan[0], plan[1], at=self.now())
+            results.append({"id": row["Id"], "success": True, "errors": []})
+        return Reply(200, results)
+
+    def _plan_create(self, record: Any) -> tuple[str, dict[str, Any]] | RecordError:
+        if not isinstance(record, dict):
+            return RecordError("JSON_PARSER_ERROR", "each record must be a JSON object")
+        sobject = self._sobject_name(str((record.get("attributes") or {}).get("type") or ""))
+        if sobject is None:
+            return RecordError("INVALID_TYPE", "sObject type not specified or not supported")
+        if record.get("id") or record.get("Id"):
+            return RecordError("INVALID_FIELD", "cannot specify Id in an insert call")
+        self._check_fields(sobject, record)
+        values = {k: v for k, v in record.items() if k != "attributes"}
+        schema = self.store.schema[sobject]
+        for key, value in values.items():
+            definition = schema[key]
+            if not definition.createable:
+                return RecordError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to create/update fields: {key}.", (key,)
+                )
+            if definition.restricted and value is not None and value not in definition.picklist:
+                return RecordError(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"{definition.label}: bad value for restricted picklist field: {value}",
+                    (key,),
+                )
+            if definition.type == "reference" and value is not None:
+                target = self.store.find(str(value))
+                if target is None or (definition.reference_to and target[0] not in definition.reference_to):
+                    return RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", (key,))
+                if key == "OwnerId" and target[0] == "User" and not target[1].get("IsActive"):
+                    return RecordError(
+                        "INACTIVE_OWNER_OR_USER", "operation performed with inactive user as owner"
+                    )
+            if (
+                definition.type == "date"
+                and value is not None
+                and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value))
+            ):
+                return RecordError(
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{definition.label}: value not of required type: {value}",
+                    (key,),
+                )
+        missing = [
+            name
+            for name, definition in schema.items()
+            if not definition.nillable
+            and definition.createable
+            and values.get(name) is None
+            and definition.type not in ("boolean",)
+            and name not in ("OwnerId",)
+        ]
+        if missing:
+            return RecordError(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                tuple(missing),
+            )
+        return sobject, values
 
     def _plan_record(self, record: Any) -> tuple[str, dict[str, Any], dict[str, Any]] | RecordError:
         if not isinstance(record, dict):

@@ -150,6 +150,7 @@ INDUSTRIES = (
 TASK_TYPES = ("Call", "Email", "Meeting", "Other")
 TASK_SUBTYPES = ("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn")
 TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
+TASK_PRIORITIES = ("High", "Normal", "Low")
 EVENT_TYPES = ("Call", "Email", "Meeting", "Other")
 CAMPAIGN_TYPES = ("Webinar", "Conference", "Trade Show", "Email", "Content", "Advertisement", "Other")
 CAMPAIGN_MEMBER_STATUSES = ("Sent", "Responded", "Registered", "Attended")
@@ -264,6 +265,8 @@ def default_schema() -> dict[str, dict[str, FieldDef]]:
                 restricted=True,
             ),
             FieldDef("Status", "picklist", "Status", nillable=False, picklist=TASK_STATUSES),
+            FieldDef("Priority", "picklist", "Priority", nillable=False, picklist=TASK_PRIORITIES),
+            FieldDef("Description", "textarea", "Comments"),
             FieldDef("ActivityDate", "date", "Due Date Only"),
             FieldDef(
                 "CompletedDateTime", "datetime", "Completed Date/Time", updateable=False, createable=False
@@ -402,6 +405,10 @@ class SalesforceStore:
         """Every current access token becomes invalid (the next call answers INVALID_SESSION_ID)."""
         with self.lock:
             self.sessions.clear()
+
+    def record_writes(self) -> list[LoggedRequest]:
+        """Requests that update existing records (not the follow-up Tasks the connector creates)."""
+        return [r for r in self.writes() if r.method != "POST"]
 
     def writes(self) -> list[LoggedRequest]:
         """Requests that change data (PATCH, POST to sobjects/composite), for idempotency checks."""

@@ -295,3 +295,35 @@ drift = Table(
 )
 """People in both CRMs whose stage or owner differs between them after the last run that decided
 them (`lifecycle.drift`); replaced for each person decided, so it always reflects the latest view."""
+
+handoffs = Table(
+    "handoffs",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("stage", String(60), nullable=False),
+    Column("owner_id", String(64), nullable=True),
+    Column("handed_off_at", UtcDateTime(), nullable=False),
+    Column("recycled_at", UtcDateTime(), nullable=True),
+    Column("recycled_by", String(100), nullable=True),
+)
+"""One row per person: when they were first handed to Sales (a hand-off stage with an owner).
+The SLA counts from here; `recycled_*` say when a recycle rule first sent them back."""
+
+handoff_tasks = Table(
+    "handoff_tasks",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("crm", String(20), primary_key=True),
+    Column("object_type", String(40), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("owner_id", String(64), nullable=False),
+    Column("spec_json", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("task_id", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_handoff_tasks_state", "state"),
+)
+"""The follow-up task journal, one task per person and CRM: planned -> sending -> created
+(or failed after `TASK_ATTEMPTS`); see migrations/m004_handoffs.py."""

@@ -86,6 +86,40 @@ class RunRow:
     error: str | None
 
 
+TASK_PLANNED = "planned"
+TASK_SENDING = "sending"
+TASK_CREATED = "created"
+TASK_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class HandoffRow:
+    """When a person was handed to Sales, at which stage, to whom; and when first recycled."""
+
+    person_id: str
+    stage: str
+    owner_id: str | None
+    handed_off_at: datetime
+    recycled_at: datetime | None = None
+    recycled_by: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One follow-up task in the journal; `spec_json` is what to create (see engine hand-off step)."""
+
+    person_id: str
+    crm: str
+    object_type: str
+    record_id: str
+    owner_id: str
+    spec_json: str
+    state: str = TASK_PLANNED
+    task_id: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class FailedWrite:
     """A parked write. `next_attempt_at` None means the retry limit is reached (only `retry-failed`)."""
@@ -742,6 +776,111 @@ class StateStore:
             )
             return [str(r.person_id) for r in rows]
 
+    # ------------------------------------------------------------------ hand-offs
+
+    def handoffs(self, person_ids: Sequence[str]) -> dict[str, HandoffRow]:
+        """person id -> their hand-off, for the people handed to Sales before."""
+        out: dict[str, HandoffRow] = {}
+        h = t.handoffs.c
+        with self._c() as c:
+            for chunk in _chunks(list(person_ids), 500):
+                for r in c.execute(select(t.handoffs).where(h.person_id.in_(chunk))):
+                    out[r.person_id] = HandoffRow(
+                        r.person_id, r.stage, r.owner_id, r.handed_off_at, r.recycled_at, r.recycled_by
+                    )
+        return out
+
+    def record_handoff(
+        self, person_id: str, stage: str, owner_id: str | None, at: datetime, tasks: Sequence[TaskRow]
+    ) -> bool:
+        """Note the person's hand-off and plan its follow-up tasks, once: False if already handed off.
+
+        Call inside the page transaction, so the hand-off and its planned tasks commit with the
+        writes that made it (and a replayed page plans nothing twice).
+        """
+        with self._c() as c:
+            if not _insert_ignore(
+                c, t.handoffs, person_id=person_id, stage=stage, owner_id=owner_id, handed_off_at=at
+            ):
+                return False
+            for task in tasks:
+                _insert_ignore(
+                    c,
+                    t.handoff_tasks,
+                    person_id=person_id,
+                    crm=task.crm,
+                    object_type=task.object_type,
+                    record_id=task.record_id,
+                    owner_id=task.owner_id,
+                    spec_json=task.spec_json,
+                    state=TASK_PLANNED,
+                    task_id=None,
+                    attempts=0,
+                    error=None,
+                    updated_at=at,
+                )
+        return True
+
+    def mark_recycled(self, person_id: str, rule: str, at: datetime) -> None:
+        """Remember when a recycle rule first sent a handed-off person back (kept afterwards)."""
+        h = t.handoffs.c
+        with self._c() as c:
+            c.execute(
+                update(t.handoffs)
+                .where(h.person_id == person_id, h.recycled_at.is_(None))
+                .values(recycled_at=at, recycled_by=rule)
+            )
+
+    def handoff_tasks(self, states: Sequence[str] | None = None) -> list[TaskRow]:
+        """Follow-up task rows, optionally only in these states, oldest first."""
+        q = t.handoff_tasks.c
+        stmt = select(t.handoff_tasks).order_by(q.updated_at, q.person_id, q.crm)
+        if states is not None:
+            stmt = stmt.where(q.state.in_(list(states)))
+        with self._c() as c:
+            return [
+                TaskRow(
+                    r.person_id,
+                    r.crm,
+                    r.object_type,
+                    r.record_id,
+                    r.owner_id,
+                    r.spec_json,
+                    r.state,
+                    r.task_id,
+                    r.attempts,
+                    r.error,
+                )
+                for r in c.execute(stmt)
+            ]
+
+    def task_sending(self, tasks: Sequence[TaskRow]) -> None:
+        """Mark tasks as being sent, committed on its own before the CRM sees the create: a run
+        killed after the CRM created them leaves "sending" rows the next run settles by asking."""
+        if not tasks:
+            return
+        q = t.handoff_tasks.c
+        now = self.clock()
+        with self.engine.begin() as c:
+            for task in tasks:
+                c.execute(
+                    update(t.handoff_tasks)
+                    .where(q.person_id == task.person_id, q.crm == task.crm)
+                    .values(state=TASK_SENDING, attempts=q.attempts + 1, updated_at=now)
+                )
+
+    def task_settled(
+        self, person_id: str, crm: str, state: str, *, task_id: str | None = None, error: str | None = None
+    ) -> None:
+        """Record a task's outcome: created (with the CRM's id), planned again, or failed for good."""
+        q = t.handoff_tasks.c
+        with self._c() as c:
+            c.execute(
+                update(t.handoff_tasks)
+                .where(q.person_id == person_id, q.crm == crm)
+                .values(state=state, task_id=task_id, error=_clean(error), updated_at=self.clock())
+            )
+
     def simulation_people(
         self, batch: int = 1000
     ) -> Iterator[
@@ -1337,7 +1476,8 @@ class StateStore:
         """Erase a person (by email, person id or CRM record id) from the state, in one transaction.
 
         Removes the person, their identities, timeline, decision, field snapshot, stage entry,
-        pending evaluation, last-written values, parked and journalled writes; audit rows stay
+        hand-off and follow-up task rows, pending evaluation, last-written values, parked and
+        journalled writes; audit rows stay
         (they say what the connector did to which CRM record) but lose their payload: before/after
         values and errors are blanked. The CRM is untouched; a person still in the CRM comes back
         at the next sync with what the CRM holds then.
@@ -1396,6 +1536,14 @@ class StateStore:
                 c.execute(delete(t.stage_entries).where(t.stage_entries.c.person_id.in_(pids))).rowcount,
             )
             count("drift rows", c.execute(delete(t.drift).where(t.drift.c.person_id.in_(pids))).rowcount)
+            count(
+                "hand-offs",
+                c.execute(delete(t.handoffs).where(t.handoffs.c.person_id.in_(pids))).rowcount,
+            )
+            count(
+                "follow-up task rows",
+                c.execute(delete(t.handoff_tasks).where(t.handoff_tasks.c.person_id.in_(pids))).rowcount,
+            )
             count(
                 "journalled writes",
                 c.execute(delete(t.write_journal).where(t.write_journal.c.person_id.in_(pids))).rowcount,

@@ -39,7 +39,9 @@ def run_cli(*args: str) -> int:
 
 def written_ids(store: HubSpotStore) -> Counter[str]:
     """Contacts HubSpot reports as updated (a 207 lists only those in `results`)."""
-    return Counter(str(o["id"]) for r in store.writes() if r.status < 300 for o in r.response["results"])
+    return Counter(
+        str(o["id"]) for r in store.record_writes() if r.status < 300 for o in r.response["results"]
+    )
 
 
 @pytest.mark.parametrize(

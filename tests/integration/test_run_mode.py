@@ -123,7 +123,7 @@ def test_sigterm_mid_run_finishes_the_page_saves_its_cursor_and_exits_0(demo, tm
     finally:
         state.close()
     # nothing was written after the page in flight: every write the CRM saw is in a logged page
-    assert sum(len(r.body["inputs"]) for r in store.writes()) == sum(p["written"] for p in pages)
+    assert sum(len(r.body["inputs"]) for r in store.record_writes()) == sum(p["written"] for p in pages)
     assert first["records"] > 0
 
 

@@ -110,7 +110,7 @@ def test_one_decision_per_person_written_to_both_crms(joint: Joint) -> None:
 
     # converted leads are never the target of a write
     converted = set(demo.snapshots)
-    sent = {rec["id"] for r in demo.salesforce.writes() for rec in (r.body or {}).get("records", [])}
+    sent = {rec["id"] for r in demo.salesforce.record_writes() for rec in (r.body or {}).get("records", [])}
     assert converted
     assert not converted & sent
 

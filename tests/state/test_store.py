@@ -14,7 +14,7 @@ from connector.errors import ConfigError, ExitCode, LeaseHeld, LeaseLost, Schema
 from connector.model import Activity, Decision, RuleTrace, WriteIntent, WriteResult
 from connector.state import migrations
 from connector.state import schema as t
-from connector.state.store import StateStore, StateUnavailable, normalize_url
+from connector.state.store import StateStore, StateUnavailable, TaskRow, normalize_url
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -428,7 +428,13 @@ def test_forget_erases_one_person_and_says_what_was_removed(store: StateStore) -
     store.record_write("run1", WriteResult(intent=intent("1", person_id=ana, lifecyclestage="lead"), ok=True))
     store.save_snapshot(ana, {"title": "CTO"}, "lead", None, T0)
     store.record_stage(ana, "lead", T0)
+    task = TaskRow(ana, "hubspot", "contacts", "1", "70000001", "{}")
+    assert store.record_handoff(ana, "mql", "70000001", T0, [task])
+    assert not store.record_handoff(ana, "mql", "70000001", T0, [task])  # once per person
     report = store.forget("ANA@acme.example ")
+    assert report.removed["hand-offs"] == 1
+    assert report.removed["follow-up task rows"] == 1
+    assert store.handoffs([ana]) == {}
     assert report.removed["field snapshots"] == 1
     assert report.removed["stage entries"] == 1
     assert report.person_ids == [ana]

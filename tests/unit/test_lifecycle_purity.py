@@ -42,6 +42,7 @@ ALLOWED_IMPORTS = {
     "operator",
     "re",
     "typing",
+    "zoneinfo",  # the tz database: read-only data, the same answer every time (business hours)
     "connector",
 }
 ALLOWED_CONNECTOR = (

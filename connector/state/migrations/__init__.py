@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, text
 
-from connector.state.migrations import m001_initial, m002_leases_journal_retries, m005_backfill
+from connector.state.migrations import (
+    m001_initial,
+    m002_leases_journal_retries,
+    m004_handoffs,
+    m005_backfill,
+)
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,9 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, m001_initial.DESCRIPTION, m001_initial.upgrade),
     Migration(2, m002_leases_journal_retries.DESCRIPTION, m002_leases_journal_retries.upgrade),
-    # m005 is step 3 on this branch only: steps 3 and 4 (m003, m004) land from other branches, and
-    # once they do this entry becomes Migration(5, ...) after them.
-    Migration(3, m005_backfill.DESCRIPTION, m005_backfill.upgrade),
+    # Temporary numbering until routing's m003 lands: then m004 is step 4 and m005 step 5.
+    Migration(3, m004_handoffs.DESCRIPTION, m004_handoffs.upgrade),
+    Migration(4, m005_backfill.DESCRIPTION, m005_backfill.upgrade),
 )
 HEAD = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 7_440_211_731  # any constant: the advisory lock that serialises `migrate` runs
