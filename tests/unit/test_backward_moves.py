@@ -247,7 +247,10 @@ def _load_with(tmp_path: Path, *edits: tuple[str, str]) -> MappingError:
     return caught.value
 
 
-RULE_TAIL = "    lead_status: nurture\n"
+# The end of recycle rule mql_went_quiet (the hand-off SLA rule sets nurture too).
+RULE_TAIL = (
+    '    description: "MQL for 30+ days, never accepted by Sales, quiet for two weeks: back to nurture"\n'
+)
 SWITCH = "allow_backward_moves: false\n"
 
 
