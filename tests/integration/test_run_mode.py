@@ -71,6 +71,9 @@ def test_run_serves_metrics_and_stops_on_sigterm_with_cursors_saved(demo, tmp_pa
             end = events_until(proc, "run.end", lines)
             assert end["status"] == "ok"
             assert end["counts"]["written"] > 0
+            # `run.end` is logged inside the sync; the metrics are observed after it returns, and
+            # the scheduler logs `schedule.next` only after that, so scrape once it appears.
+            events_until(proc, "schedule.next", lines)
             exposition = get(f"{metrics_url}/metrics")
             written = next(
                     float(line.split()[-1]) for line in exposition.splitlines()
