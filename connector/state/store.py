@@ -49,7 +49,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld, LeaseLost, SchemaBehind
-from connector.model import Activity, Crm, CrmRecord, Decision, WriteIntent, WriteResult
+from connector.model import (
+    Activity,
+    Assignment,
+    Crm,
+    CrmRecord,
+    Decision,
+    PoolPick,
+    PoolState,
+    WriteIntent,
+    WriteResult,
+)
 from connector.state import migrations
 from connector.state import schema as t
 
@@ -778,16 +788,13 @@ class StateStore:
                     out.setdefault(r.record_id, {})[r.property] = r.value
         return out
 
-    def journal_sending(
-        self, run_id: str, intents: Sequence[WriteIntent], *, pointers: Mapping[str, int] | None = None
-    ) -> None:
+    def journal_sending(self, run_id: str, intents: Sequence[WriteIntent]) -> None:
         """Record, durably, that these writes are about to be sent (call just before the CRM call).
 
         It commits on its own connection: the evidence must survive the page transaction rolling
-        back (or the process dying) after the CRM has applied the write. The round-robin
-        `pointers` the page's choices moved commit with it: an owner written by a run that then
-        died has had its turn, whether or not the page ever commits. (A journalled owner that never
-        reached the CRM is offered to the same person again by the next run.)
+        back (or the process dying) after the CRM has applied the write. (Routing turns commit
+        earlier still, in `claim_turn`: an owner chosen for a write that never lands stays the
+        person's assignment, and the next run offers the same owner again.)
         """
         now = self.clock()
         rows = [
@@ -809,8 +816,6 @@ class StateStore:
             return
         with self.engine.begin() as c:
             c.execute(insert(t.write_journal), rows)
-            for pool, position in (pointers or {}).items():
-                _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
 
     def record_write(self, run_id: str, result: WriteResult, *, gone: bool = False) -> None:
         """Audit one intent's outcome; remember written values; park, schedule or clear failures.
@@ -1148,6 +1153,120 @@ class StateStore:
         with self._c() as c:
             _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
 
+    # ------------------------------------------------------------------ routing turns
+
+    def claim_turn(
+        self,
+        *,
+        person_id: str,
+        pool: str,
+        rule: str,
+        day: str,
+        choose: Callable[[PoolState], PoolPick],
+        keep: Callable[[str], bool],
+        run_id: str | None = None,
+    ) -> tuple[Assignment | None, PoolPick | None]:
+        """Take `person_id`'s turn in `pool` atomically; returns (assignment, the pick made).
+
+        One transaction: lock the pool's row (PostgreSQL `SELECT ... FOR UPDATE`; SQLite's
+        transactions start with BEGIN IMMEDIATE, which already serialises writers), read today's
+        counts, let `choose` (the pure `pick_member`) pick, then insert the assignment, move the
+        pointer and count the turn. The assignment's primary key is the person, so of several
+        workers racing for one person exactly one inserts; the others get that assignment back
+        with `reused` set, and their pool state is untouched.
+
+        A person who already has an assignment whose rep `keep` accepts (still active) gets it
+        back without a new turn; one whose rep can no longer own records takes a new turn, which
+        replaces it. (None, pick) means nobody in the pool was eligible: nothing is written.
+        Inside `rollback_scope` (plan, explain) the claim is rolled back with everything else.
+        """
+        with self._c() as c:
+            _insert_ignore(c, t.routing_pools, pool=pool, position=0, current_json="{}")
+            row = c.execute(
+                select(t.routing_pools).where(t.routing_pools.c.pool == pool).with_for_update()
+            ).one()
+            a = t.routing_assignments.c
+            existing = c.execute(select(t.routing_assignments).where(a.person_id == person_id)).first()
+            if existing is not None and keep(existing.rep):
+                return _assignment(existing, reused=True), None
+            counts = {
+                r.rep: int(r._mapping["count"])
+                for r in c.execute(
+                    select(t.routing_counts).where(
+                        t.routing_counts.c.pool == pool, t.routing_counts.c.day == day
+                    )
+                )
+            }
+            state = PoolState(int(row.position), json.loads(row.current_json or "{}"), counts)
+            pick = choose(state)
+            if pick.rep is None:
+                return None, pick
+            if existing is not None:  # compare-and-set: only the assignment we judged is replaced
+                c.execute(
+                    delete(t.routing_assignments).where(a.person_id == person_id, a.rep == existing.rep)
+                )
+            now = self.clock()
+            values = {
+                "rep": pick.rep,
+                "pool": pool,
+                "rule": rule,
+                "day": day,
+                "assigned_at": now,
+                "run_id": run_id,
+            }
+            if not _insert_ignore(c, t.routing_assignments, person_id=person_id, **values):
+                winner = c.execute(select(t.routing_assignments).where(a.person_id == person_id)).one()
+                return _assignment(winner, reused=True), None
+            c.execute(
+                update(t.routing_pools)
+                .where(t.routing_pools.c.pool == pool)
+                .values(
+                    position=pick.pointer,
+                    current_json=json.dumps(pick.current, sort_keys=True),
+                    updated_at=now,
+                )
+            )
+            stmt = _dialect_insert(c, t.routing_counts).values(pool=pool, rep=pick.rep, day=day, count=1)
+            c.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["pool", "rep", "day"], set_={"count": t.routing_counts.c.count + 1}
+                )
+            )
+            return Assignment(person_id, pick.rep, pool, rule, day), pick
+
+    def assignment(self, person_id: str) -> Assignment | None:
+        """The person's recorded pool turn, if any."""
+        with self._c() as c:
+            row = c.execute(
+                select(t.routing_assignments).where(t.routing_assignments.c.person_id == person_id)
+            ).first()
+            return _assignment(row) if row is not None else None
+
+    def release_assignment(self, person_id: str) -> bool:
+        """Forget the person's turn (a recycled person is routed afresh at the next hand-off).
+        Today's count stays: the rep did get the person today."""
+        with self._c() as c:
+            done = c.execute(
+                delete(t.routing_assignments).where(t.routing_assignments.c.person_id == person_id)
+            ).rowcount
+            return bool(done)
+
+    def routing_counts(self, day: str | None = None) -> dict[tuple[str, str, str], int]:
+        """(pool, rep, day) -> people assigned, for `status` and tests."""
+        with self._c() as c:
+            query = select(t.routing_counts)
+            if day is not None:
+                query = query.where(t.routing_counts.c.day == day)
+            return {(r.pool, r.rep, r.day): int(r._mapping["count"]) for r in c.execute(query)}
+
+    def routing_pools(self) -> dict[str, PoolState]:
+        """Each pool's stored pointer and weighted-turn state (counts left empty)."""
+        with self._c() as c:
+            return {
+                r.pool: PoolState(int(r.position), json.loads(r.current_json or "{}"))
+                for r in c.execute(select(t.routing_pools))
+            }
+
     # ------------------------------------------------------------------ runs
 
     def start_run(self, command: str) -> str:
@@ -1200,10 +1319,10 @@ class StateStore:
         """Erase a person (by email, person id or CRM record id) from the state, in one transaction.
 
         Removes the person, their identities, timeline, decision, field snapshot, stage entry,
-        pending evaluation, last-written values, parked and journalled writes; audit rows stay
-        (they say what the connector did to which CRM record) but lose their payload: before/after
-        values and errors are blanked. The CRM is untouched; a person still in the CRM comes back
-        at the next sync with what the CRM holds then.
+        pending evaluation, routing assignment, last-written values, parked and journalled writes;
+        audit rows stay (they say what the connector did to which CRM record) but lose their
+        payload: before/after values and errors are blanked. The CRM is untouched; a person
+        still in the CRM comes back at the next sync with what the CRM holds then.
         """
         report = ForgetReport()
         with self.transaction(), self._c() as c:
@@ -1259,6 +1378,12 @@ class StateStore:
                 c.execute(delete(t.stage_entries).where(t.stage_entries.c.person_id.in_(pids))).rowcount,
             )
             count(
+                "routing assignments",
+                c.execute(
+                    delete(t.routing_assignments).where(t.routing_assignments.c.person_id.in_(pids))
+                ).rowcount,
+            )
+            count(
                 "journalled writes",
                 c.execute(delete(t.write_journal).where(t.write_journal.c.person_id.in_(pids))).rowcount,
             )
@@ -1310,6 +1435,10 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _assignment(r: Any, *, reused: bool = False) -> Assignment:
+    return Assignment(str(r.person_id), r.rep, r.pool, r.rule, r.day, reused=reused)
 
 
 def _failed(r: Any) -> FailedWrite:

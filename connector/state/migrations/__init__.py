@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, text
 
-from connector.state.migrations import m001_initial, m002_leases_journal_retries
+from connector.state.migrations import m001_initial, m002_leases_journal_retries, m003_routing
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, m001_initial.DESCRIPTION, m001_initial.upgrade),
     Migration(2, m002_leases_journal_retries.DESCRIPTION, m002_leases_journal_retries.upgrade),
+    Migration(3, m003_routing.DESCRIPTION, m003_routing.upgrade),
 )
 HEAD = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 7_440_211_731  # any constant: the advisory lock that serialises `migrate` runs
