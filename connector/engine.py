@@ -101,6 +101,8 @@ class RunReport:
     counts: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     assigned: Counter[str] = field(default_factory=Counter)
+    routing_skips: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(rep, why) -> people for whom a pool passed the rep over (inactive, archived, capped)."""
     owners: dict[str, Owner] = field(default_factory=dict)
     planned: list[PersonResult] = field(default_factory=list)
     examples: dict[str, PersonResult] = field(default_factory=dict)
@@ -197,6 +199,7 @@ class Engine:
         self._leases: list[Lease] = []
         self._owners: dict[Crm, list[Owner]] = {}
         self._domain_owners: dict[str, str | None] = {}
+        self._page_domains: set[str] = set()
         self._run_id: str | None = None
         self._held: dict[tuple[str, str, str], dict[str, str]] = {}
         self.crms: dict[Crm, CrmBinding] = {}
@@ -287,6 +290,12 @@ class Engine:
             report.counts["people"] = sum(report.stage_counts.values())
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
+        for (rep, why), n in sorted(report.routing_skips.items()):
+            log.info(
+                "routing passed over %s for %d person(s): %s", rep, n, why,
+                extra={"event": "routing.skipped", "run_id": report.run_id, "rep": rep, "why": why,
+                       "people": n},
+            )  # fmt: skip
         event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
         log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
@@ -557,6 +566,7 @@ class Engine:
             people.setdefault(person_of[key], []).append(records[key])
         results: list[PersonResult] = []
         decisions: list[Decision] = []
+        self._page_domains = {d for r in records.values() if (d := email_domain(normalize_email(r.email)))}
         snapshots: list[tuple[str, dict[str, Any], str | None, str | None]] = []
         for pid, person_records in people.items():
             try:
@@ -652,6 +662,12 @@ class Engine:
         report.counts["gone"] += sum(1 for w in written if w.gone)
         report.counts["skipped"] = len(report.skipped)
         report.counts["evaluated"] += len(results)
+        for pid in {r.person_id for r in results}:
+            mine = next(r for r in results if r.person_id == pid)
+            for rep, why in mine.routing.skipped:
+                report.routing_skips[
+                    (rep, why.split(" (", 1)[0] if why.startswith("daily cap") else why)
+                ] += 1
         for result in results:
             decision = result.decision
             if result.intent is not None:
@@ -929,24 +945,26 @@ class Engine:
         )
 
     def _domains_for(self, person: Mapping[str, Any], routing: Routing) -> Mapping[str, str]:
-        """Company domain -> owner id for this person's email domain, asked once per domain per run
-        of the first adapter that can look companies up (HubSpot: companies by `domain`), and only
-        when an account-owner rule would use it."""
+        """Company domain -> owner id for this person's email domain, when an account-owner rule
+        would use it. Asked of the first adapter that can look companies up (HubSpot: companies by
+        `domain`), for this domain and the page's other unseen ones in one call, once per run."""
         rules = [r for r in routing.rules if r.kind == "account_owner" and r.match_domain]
         domain = str(person.get("email_domain") or "").strip().casefold()
-        if not rules or not domain or any(person.get(r.owner_field) not in (None, "") for r in rules):
+        if not rules or not domain or any(r.owner_field and person.get(r.owner_field) for r in rules):
             return {}
         free = {d.casefold() for r in rules for d in self.mappings.criteria.lists.get(r.free_mail_list, [])}
         if domain in free:
             return {}
         if domain not in self._domain_owners:
-            self._domain_owners[domain] = None
+            wanted = sorted(({domain} | self._page_domains) - free - set(self._domain_owners))
+            found: dict[str, str] = {}
             for binding in self.crms.values():
                 lookup = getattr(binding.adapter, "company_owners", None)
                 if lookup is not None:
-                    self._domain_owners[domain] = lookup([domain]).get(domain)
+                    found = lookup(wanted)
                     break
-        owner = self._domain_owners[domain]
+            self._domain_owners.update({d: found.get(d) for d in wanted})
+        owner = self._domain_owners.get(domain)
         return {domain: owner} if owner else {}
 
     # ------------------------------------------------------------------ explain

@@ -141,7 +141,9 @@ def route(
         if rule.kind == "account_owner":
             found = _account_owner(routing, rule, crm, person, active_owner_ids, domain_owners or {}, lists)
             owner_id, rep, how = found
-            values: dict[str, FieldValue] = {f"person.{rule.owner_field}": person.get(rule.owner_field)}
+            values: dict[str, FieldValue] = {"person.email_domain": person.get("email_domain")}
+            if rule.owner_field:
+                values[f"person.{rule.owner_field}"] = person.get(rule.owner_field)
             if owner_id is None:
                 notes.trace.append(RuleTrace("routing", rule.name, rule.when or "", False, values, how))
                 if rule.pool is None:
@@ -271,7 +273,7 @@ def _account_owner(
     lists: Mapping[str, list[str]],
 ) -> tuple[str | None, str | None, str]:
     """(owner id in `crm`, rep key, how) of the person's company owner, or (None, None, why not)."""
-    raw = person.get(rule.owner_field)
+    raw = person.get(rule.owner_field) if rule.owner_field else None
     company_owner = str(raw).strip() if raw not in (None, "") else None
     source = f"the associated company's owner {company_owner}"
     if company_owner is None and rule.match_domain:
@@ -449,3 +451,38 @@ def fallback(
     note = f"assigned fallback {rep.name} (owner {owner_id}): {why}"
     notes.trace.append(RuleTrace("routing", "fallback", "", True, values, note))
     return notes.outcome(note, owner_id=owner_id, rep=routing.fallback)
+
+
+def routing_path(outcome: RoutingOutcome) -> list[str]:
+    """The routing trace as numbered plain sentences, for `explain`: rules tried, the pool, each
+    member looked at and why they were passed over, the rep chosen or the fallback."""
+    lines: list[str] = []
+    unevaluated: list[str] = []
+    for step in outcome.trace:
+        if step.kind == "keep":
+            lines.append(step.note)
+        elif step.note.startswith("not evaluated"):
+            unevaluated.append(step.name)
+        elif "/" in step.name:
+            pool, member = step.name.split("/", 1)
+            if step.note == "picked":
+                lines.append(f"pool {pool}: {member} takes the turn")
+            elif step.matched:  # an earlier turn reused
+                lines.append(step.note)
+            else:
+                lines.append(f"pool {pool}: {member} passed over ({step.note})")
+        elif step.name in ("fallback", "copy_owner"):
+            lines.append(step.note)
+        elif step.matched:
+            lines.append(
+                f"rule {step.name} matched: {step.note}" if step.note else f"rule {step.name} matched"
+            )
+        else:
+            lines.append(f"rule {step.name} did not match: {step.note or 'its condition is false'}")
+    if unevaluated:
+        lines.append(f"not evaluated (an earlier rule matched): {', '.join(unevaluated)}")
+    if outcome.owner_id is not None:
+        lines.append(f"result: owner {outcome.owner_id}" + (f" (rep {outcome.rep})" if outcome.rep else ""))
+    else:
+        lines.append("result: no owner change")
+    return [f"{n}. {line}" for n, line in enumerate(lines, 1)]

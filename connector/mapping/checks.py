@@ -570,7 +570,9 @@ def _check_rule_kind(
         doc.add(
             (*loc, "match"), "account_owner rules do not take match", "use when, or a separate rule", key=True
         )
-    if person_fields is not None:
+    if rule.owner_field is None and not rule.match_domain:
+        doc.add(loc, f"rule {rule.name} can never match", "set owner_field, or match_domain: true")
+    if person_fields is not None and rule.owner_field is not None:
         require_known(doc, (*loc, "owner_field"), rule.owner_field, sorted(person_fields), "person field")
     if criteria is not None and rule.match_domain and rule.free_mail_list not in criteria.lists:
         doc.add(

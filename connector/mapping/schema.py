@@ -232,8 +232,8 @@ class RoutingRule(StrictModel):
     pool: str | None = None
     match: dict[str, list[str] | Band] = Field(default_factory=dict)
     when: str | None = None
-    owner_field: str = Field(
-        default="company_owner",
+    owner_field: str | None = Field(
+        default=None,
         description="account_owner: the person field holding the associated company's owner id",
     )
     match_domain: bool = True
