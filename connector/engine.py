@@ -890,6 +890,7 @@ class Engine:
             choose=lambda state: pick_member(pool, state, blocked),
             keep=lambda rep: member_blocker(routing, rep, person_crms) is None,
             run_id=self._run_id,
+            read_counts=pool.daily_cap is not None or bool(pool.caps),
         )
 
     def _copy_owner(

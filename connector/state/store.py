@@ -35,6 +35,7 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -1165,6 +1166,7 @@ class StateStore:
         choose: Callable[[PoolState], PoolPick],
         keep: Callable[[str], bool],
         run_id: str | None = None,
+        read_counts: bool = True,
     ) -> tuple[Assignment | None, PoolPick | None]:
         """Take `person_id`'s turn in `pool` atomically; returns (assignment, the pick made).
 
@@ -1179,34 +1181,32 @@ class StateStore:
         back without a new turn; one whose rep can no longer own records takes a new turn, which
         replaces it. (None, pick) means nobody in the pool was eligible: nothing is written.
         Inside `rollback_scope` (plan, explain) the claim is rolled back with everything else.
+        `read_counts` False skips reading today's counts (a pool without caps does not need them).
         """
         with self._c() as c:
-            _insert_ignore(c, t.routing_pools, pool=pool, position=0, current_json="{}")
-            row = c.execute(
-                select(t.routing_pools).where(t.routing_pools.c.pool == pool).with_for_update()
-            ).one()
-            a = t.routing_assignments.c
-            existing = c.execute(select(t.routing_assignments).where(a.person_id == person_id)).first()
+            inserts = _routing_inserts(c)
+            row = c.execute(_POOL_ROW, {"pool": pool}).first()
+            if row is None:  # a new pool: racing creators both insert-or-skip, then both lock
+                c.execute(inserts.pool, {"pool": pool, "position": 0, "current_json": "{}"})
+                row = c.execute(_POOL_ROW, {"pool": pool}).one()
+            existing = c.execute(_ASSIGNMENT_OF, {"person": person_id}).first()
             if existing is not None and keep(existing.rep):
                 return _assignment(existing, reused=True), None
-            counts = {
-                r.rep: int(r._mapping["count"])
-                for r in c.execute(
-                    select(t.routing_counts).where(
-                        t.routing_counts.c.pool == pool, t.routing_counts.c.day == day
-                    )
-                )
-            }
+            counts: dict[str, int] = {}
+            if read_counts:
+                counts = {r.rep: int(r.n) for r in c.execute(_COUNTS_OF, {"pool": pool, "day": day})}
             state = PoolState(int(row.position), json.loads(row.current_json or "{}"), counts)
             pick = choose(state)
             if pick.rep is None:
                 return None, pick
             if existing is not None:  # compare-and-set: only the assignment we judged is replaced
+                a = t.routing_assignments.c
                 c.execute(
                     delete(t.routing_assignments).where(a.person_id == person_id, a.rep == existing.rep)
                 )
             now = self.clock()
             values = {
+                "person_id": person_id,
                 "rep": pick.rep,
                 "pool": pool,
                 "rule": rule,
@@ -1214,24 +1214,15 @@ class StateStore:
                 "assigned_at": now,
                 "run_id": run_id,
             }
-            if not _insert_ignore(c, t.routing_assignments, person_id=person_id, **values):
-                winner = c.execute(select(t.routing_assignments).where(a.person_id == person_id)).one()
+            # RETURNING, not rowcount: psycopg reports -1 for a skipped conflict.
+            if not c.execute(inserts.assignment, values).all():
+                winner = c.execute(_ASSIGNMENT_OF, {"person": person_id}).one()
                 return _assignment(winner, reused=True), None
+            current = json.dumps(pick.current, sort_keys=True)
             c.execute(
-                update(t.routing_pools)
-                .where(t.routing_pools.c.pool == pool)
-                .values(
-                    position=pick.pointer,
-                    current_json=json.dumps(pick.current, sort_keys=True),
-                    updated_at=now,
-                )
+                _MOVE_POOL, {"p": pool, "new_position": pick.pointer, "new_current": current, "at": now}
             )
-            stmt = _dialect_insert(c, t.routing_counts).values(pool=pool, rep=pick.rep, day=day, count=1)
-            c.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["pool", "rep", "day"], set_={"count": t.routing_counts.c.count + 1}
-                )
-            )
+            c.execute(inserts.count, {"pool": pool, "rep": pick.rep, "day": day, "count": 1})
             return Assignment(person_id, pick.rep, pool, rule, day), pick
 
     def assignment(self, person_id: str) -> Assignment | None:
@@ -1435,6 +1426,50 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# The claim's statements, built once: a claim runs per routed person, so their compilation is cached.
+_POOL_ROW = select(t.routing_pools).where(t.routing_pools.c.pool == bindparam("pool")).with_for_update()
+_ASSIGNMENT_OF = select(t.routing_assignments).where(t.routing_assignments.c.person_id == bindparam("person"))
+_COUNTS_OF = select(t.routing_counts.c.rep, t.routing_counts.c["count"].label("n")).where(
+    t.routing_counts.c.pool == bindparam("pool"), t.routing_counts.c.day == bindparam("day")
+)
+_MOVE_POOL = (
+    update(t.routing_pools)
+    .where(t.routing_pools.c.pool == bindparam("p"))
+    .values(
+        position=bindparam("new_position"), current_json=bindparam("new_current"), updated_at=bindparam("at")
+    )
+)
+
+
+@dataclass(frozen=True)
+class _RoutingInserts:
+    pool: Any
+    assignment: Any
+    count: Any
+
+
+_ROUTING_INSERTS: dict[str, _RoutingInserts] = {}
+
+
+def _routing_inserts(c: Connection) -> _RoutingInserts:
+    """The claim's three race-free inserts in this connection's dialect (built once per dialect)."""
+    found = _ROUTING_INSERTS.get(c.dialect.name)
+    if found is None:
+        ins = postgresql.insert if c.dialect.name == "postgresql" else sqlite.insert
+        count = ins(t.routing_counts)
+        found = _RoutingInserts(
+            pool=ins(t.routing_pools).on_conflict_do_nothing(),
+            assignment=ins(t.routing_assignments)
+            .on_conflict_do_nothing()
+            .returning(t.routing_assignments.c.person_id),
+            count=count.on_conflict_do_update(
+                index_elements=["pool", "rep", "day"], set_={"count": t.routing_counts.c["count"] + 1}
+            ),
+        )
+        _ROUTING_INSERTS[c.dialect.name] = found
+    return found
 
 
 def _assignment(r: Any, *, reused: bool = False) -> Assignment:
