@@ -103,6 +103,8 @@ class RunReport:
     assigned: Counter[str] = field(default_factory=Counter)
     routing_skips: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(rep, why) -> people for whom a pool passed the rep over (inactive, archived, capped)."""
+    routing_examples: dict[str, PersonResult] = field(default_factory=dict)
+    """One person per routing path taken (account owner, each rule's pool, fallback, a rep skipped)."""
     owners: dict[str, Owner] = field(default_factory=dict)
     planned: list[PersonResult] = field(default_factory=list)
     examples: dict[str, PersonResult] = field(default_factory=dict)
@@ -665,9 +667,12 @@ class Engine:
         for pid in {r.person_id for r in results}:
             mine = next(r for r in results if r.person_id == pid)
             for rep, why in mine.routing.skipped:
-                report.routing_skips[
-                    (rep, why.split(" (", 1)[0] if why.startswith("daily cap") else why)
-                ] += 1
+                summary = why.split(" (", 1)[0] if why.startswith("daily cap") else why
+                report.routing_skips[(rep, summary)] += 1
+                report.routing_examples.setdefault(f"skipped {rep}", mine)
+            if mine.routing.owner_id is not None and mine.routing.trace:
+                path = mine.routing.rule or mine.routing.trace[-1].name
+                report.routing_examples.setdefault(path, mine)
         for result in results:
             decision = result.decision
             if result.intent is not None:
