@@ -27,8 +27,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connector.crm.base import CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
@@ -43,7 +44,6 @@ from connector.lifecycle.routing import (
     rep_of_owner,
     rep_owner_id,
     route,
-    routing_day,
     settle,
 )
 from connector.lifecycle.rules import CriteriaEvaluator, Handoff
@@ -1016,6 +1016,12 @@ class Engine:
             if record_crm == crm:
                 return self.crms[crm].adapter.find(record_id)
         return None
+
+
+def routing_day(routing: Routing, now: datetime) -> date:
+    """The day `now` falls on in routing.yaml's timezone: daily caps restart at its midnight.
+    (Here, not in the pure core: the timezone database is read from disk.)"""
+    return now.astimezone(ZoneInfo(routing.timezone)).date()
 
 
 def _dead_on_this_host(holder: str) -> bool:

@@ -11,16 +11,16 @@ Pure, and split in two because a pool turn must be taken atomically in the state
    count and the person's assignment together. `settle` turns the pick (or "nobody eligible")
    into the final outcome with the whole path in its trace, falling back when the pool is empty.
 
-Nothing here reads the clock: `routing_day` turns the run's `now` into the day caps count in.
+Nothing here reads the clock: the engine passes the routing day (its `now` in routing.yaml's
+timezone) to the store, where daily caps count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from connector.lifecycle._conditions import Condition
 from connector.mapping.expressions import Expression, compile_expression
@@ -94,11 +94,6 @@ def rep_of_owner(routing: Routing, owner_id: str | None) -> str | None:
         if owner_id in (rep.hubspot_owner_id, rep.salesforce_user_id):
             return key
     return None
-
-
-def routing_day(routing: Routing, now: datetime) -> date:
-    """The day `now` falls on in routing.yaml's timezone: daily caps restart at its midnight."""
-    return now.astimezone(ZoneInfo(routing.timezone)).date()
 
 
 def route(
@@ -279,17 +274,14 @@ def _account_owner(
     if company_owner is None and rule.match_domain:
         domain = str(person.get("email_domain") or "").strip().casefold()
         free = {d.strip().casefold() for d in lists.get(rule.free_mail_list, [])}
+        lead = "no associated company; " if rule.owner_field else ""
         if not domain:
-            return None, None, "no associated company and no email domain"
+            return None, None, f"{lead}no email domain"
         if domain in free:
-            return (
-                None,
-                None,
-                f"no associated company; {domain} is a free-mail domain, never matched to a company",
-            )
+            return None, None, f"{lead}{domain} is a free-mail domain, never matched to a company"
         company_owner = domain_owners.get(domain)
         if company_owner is None:
-            return None, None, f"no associated company and no company with domain {domain}"
+            return None, None, f"{lead}no company with domain {domain} has an owner"
         source = f"the owner {company_owner} of company domain {domain}"
     elif company_owner is None:
         return None, None, "no associated company (domain matching is off)"

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
+from connector.engine import routing_day
 from connector.lifecycle import RoutingOutcome, compile_routing_conditions, pick_member, route, settle
-from connector.lifecycle.routing import member_blocker, routing_day
+from connector.lifecycle.routing import member_blocker
 from connector.mapping.schema import Band, Pool, Routing, RoutingRule
 from connector.model import Assignment, FieldValue, PoolState
 
