@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,8 @@ class StateStore:
         self.write_retry_limit = write_retry_limit
         self.write_retry_backoff = write_retry_backoff
         self._conn: Connection | None = None
+        self._rolling_back = False
+        self._plan = _PlanTurns()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -391,10 +394,13 @@ class StateStore:
         with self.engine.connect() as conn:
             trans = conn.begin()
             self._conn = conn
+            self._rolling_back = True
+            self._plan = _PlanTurns()
             try:
                 yield
             finally:
                 self._conn = None
+                self._rolling_back = False
                 trans.rollback()
 
     @contextmanager
@@ -1180,9 +1186,13 @@ class StateStore:
         A person who already has an assignment whose rep `keep` accepts (still active) gets it
         back without a new turn; one whose rep can no longer own records takes a new turn, which
         replaces it. (None, pick) means nobody in the pool was eligible: nothing is written.
-        Inside `rollback_scope` (plan, explain) the claim is rolled back with everything else.
+        Inside `rollback_scope` (plan, explain) turns are taken in memory over the stored state
+        (`_plan_turn`): nothing is written, so no lock is held while the plan runs and live
+        workers' turns never wait for it.
         `read_counts` False skips reading today's counts (a pool without caps does not need them).
         """
+        if self._rolling_back:
+            return self._plan_turn(person_id, pool, rule, day, choose, keep, read_counts=read_counts)
         with self._c() as c:
             inserts = _routing_inserts(c)
             row = c.execute(_POOL_ROW, {"pool": pool}).first()
@@ -1224,6 +1234,40 @@ class StateStore:
             )
             c.execute(inserts.count, {"pool": pool, "rep": pick.rep, "day": day, "count": 1})
             return Assignment(person_id, pick.rep, pool, rule, day), pick
+
+    def _plan_turn(
+        self,
+        person_id: str,
+        pool: str,
+        rule: str,
+        day: str,
+        choose: Callable[[PoolState], PoolPick],
+        keep: Callable[[str], bool],
+        *,
+        read_counts: bool,
+    ) -> tuple[Assignment | None, PoolPick | None]:
+        """`claim_turn` for a rolled-back pass: the stored state plus this pass's own turns."""
+        plan = self._plan
+        existing = plan.assignments.get(person_id) or self.assignment(person_id)
+        if existing is not None and keep(existing.rep):
+            return replace(existing, reused=True), None
+        with self._c() as c:
+            row = c.execute(_POOL_PEEK, {"pool": pool}).first()
+            stored = (
+                PoolState(int(row.position), json.loads(row.current_json or "{}")) if row else PoolState()
+            )
+            counts: Counter[str] = Counter()
+            if read_counts:
+                counts.update({r.rep: int(r.n) for r in c.execute(_COUNTS_OF, {"pool": pool, "day": day})})
+                counts.update({rep: n for (p, rep, d), n in plan.counts.items() if (p, d) == (pool, day)})
+        state = plan.pools.get(pool, stored)
+        pick = choose(PoolState(state.pointer, state.current, dict(counts)))
+        if pick.rep is None:
+            return None, pick
+        plan.pools[pool] = PoolState(pick.pointer, pick.current)
+        plan.counts[(pool, pick.rep, day)] += 1
+        plan.assignments[person_id] = Assignment(person_id, pick.rep, pool, rule, day)
+        return plan.assignments[person_id], pick
 
     def assignment(self, person_id: str) -> Assignment | None:
         """The person's recorded pool turn, if any."""
@@ -1429,7 +1473,8 @@ class Lease:
 
 
 # The claim's statements, built once: a claim runs per routed person, so their compilation is cached.
-_POOL_ROW = select(t.routing_pools).where(t.routing_pools.c.pool == bindparam("pool")).with_for_update()
+_POOL_PEEK = select(t.routing_pools).where(t.routing_pools.c.pool == bindparam("pool"))
+_POOL_ROW = _POOL_PEEK.with_for_update()
 _ASSIGNMENT_OF = select(t.routing_assignments).where(t.routing_assignments.c.person_id == bindparam("person"))
 _COUNTS_OF = select(t.routing_counts.c.rep, t.routing_counts.c["count"].label("n")).where(
     t.routing_counts.c.pool == bindparam("pool"), t.routing_counts.c.day == bindparam("day")
@@ -1441,6 +1486,15 @@ _MOVE_POOL = (
         position=bindparam("new_position"), current_json=bindparam("new_current"), updated_at=bindparam("at")
     )
 )
+
+
+@dataclass
+class _PlanTurns:
+    """Pool turns a rolled-back pass (plan, explain) took, kept in memory only."""
+
+    pools: dict[str, PoolState] = field(default_factory=dict)
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    assignments: dict[str, Assignment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,7 @@ def _make_v1_database(url: str) -> None:
             ),
             {"t": T0},
         )
+        conn.execute(text("INSERT INTO rr_pointers (pool, position) VALUES ('north_america', 2)"))
     engine.dispose()
 
 
@@ -254,6 +255,7 @@ def test_an_old_schema_is_refused_until_migrate_runs_then_kept(state_url: str, c
         assert parked.record_id == "7"
         assert parked.next_attempt_at is not None  # old failures are due at the next run
         assert [f.record_id for f in store.due_failed_writes()] == ["7"]
+        assert store.routing_pools()["north_america"].pointer == 2  # no rep loses their turn
     finally:
         store.close()
 
