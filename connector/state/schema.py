@@ -129,6 +129,8 @@ last_written = Table(
     Column("run_id", String(40), nullable=False),
 )
 
+# Step 1's round-robin pointers: no longer written (step 3 copied them into routing_pools); the
+# table stays because released migration steps are never edited.
 rr_pointers = Table(
     "rr_pointers",
     metadata,

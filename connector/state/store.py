@@ -1152,14 +1152,6 @@ class StateStore:
 
     # ------------------------------------------------------------------ routing
 
-    def pointers(self) -> dict[str, int]:
-        with self._c() as c:
-            return {r.pool: int(r.position) for r in c.execute(select(t.rr_pointers))}
-
-    def set_pointer(self, pool: str, position: int) -> None:
-        with self._c() as c:
-            _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
-
     # ------------------------------------------------------------------ routing turns
 
     def claim_turn(

@@ -124,13 +124,6 @@ def test_a_failed_write_is_parked_counted_and_cleared_by_a_later_success(store: 
     assert store.failed_writes() == []
 
 
-def test_pointers_persist(store: StateStore) -> None:
-    store.set_pointer("emea", 1)
-    store.set_pointer("emea", 0)
-    store.set_pointer("na", 2)
-    assert store.pointers() == {"emea": 0, "na": 2}
-
-
 def test_decisions_keep_the_criteria_version_and_trace(store: StateStore) -> None:
     decision = Decision(
         person_id="p1",
