@@ -952,8 +952,9 @@ class Engine:
 
     def _domains_for(self, person: Mapping[str, Any], routing: Routing) -> Mapping[str, str]:
         """Company domain -> owner id for this person's email domain, when an account-owner rule
-        would use it. Asked of the first adapter that can look companies up (HubSpot: companies by
-        `domain`), for this domain and the page's other unseen ones in one call, once per run."""
+        would use it. Asked of each adapter that can look companies up, in order, for what is still
+        unknown (HubSpot: companies by `domain`), for this domain and the page's other unseen ones
+        in one call each, once per run."""
         rules = [r for r in routing.rules if r.kind == "account_owner" and r.match_domain]
         domain = str(person.get("email_domain") or "").strip().casefold()
         if not rules or not domain or any(r.owner_field and person.get(r.owner_field) for r in rules):
@@ -966,9 +967,9 @@ class Engine:
             found: dict[str, str] = {}
             for binding in self.crms.values():
                 lookup = getattr(binding.adapter, "company_owners", None)
-                if lookup is not None:
-                    found = lookup(wanted)
-                    break
+                missing = [d for d in wanted if d not in found]
+                if lookup is not None and missing:
+                    found.update(lookup(missing))
             self._domain_owners.update({d: found.get(d) for d in wanted})
         owner = self._domain_owners.get(domain)
         return {domain: owner} if owner else {}
