@@ -22,6 +22,7 @@ from rich.console import Console
 from connector.crm.factory import build_adapters
 from connector.engine import Engine, RunReport
 from connector.errors import ConfigError
+from connector.lifecycle.routing import routing_path
 from connector.mapping.loader import load_mappings
 from connector.report import owner_label, print_summary
 from connector.sandbox import handoff_demo
@@ -170,6 +171,7 @@ def run_demo(
             report = engine.sync(command="demo")
             print_summary(console, report)
             _print_examples(console, report)
+            _print_routing(console, report)
             problems = check_expected(store, outcomes)
             _print_check(console, outcomes, problems)
             sf_problems = check_salesforce(joint) if with_sf else []
@@ -297,6 +299,16 @@ def _print_examples(console: Console, report: RunReport) -> None:
         console.print(f"  {who} -> [bold]{p.decision.stage}[/bold]", markup=True)
         console.print(f"      why:   {p.decision.reason}", markup=False)
         console.print(f"      owner: {owner} ({p.decision.owner_reason})", markup=False)
+
+
+def _print_routing(console: Console, report: RunReport) -> None:
+    """One person per routing path this run took (routing.yaml), with the path as explain shows it."""
+    console.print("[bold]Routing[/bold]: one example per path taken (`connector explain` shows any person's)")
+    for path, p in sorted(report.routing_examples.items()):
+        who = p.record.email or p.record.record_id
+        console.print(f"  {path}: {who} ({p.record.crm} {p.record.record_id})", markup=False)
+        for line in routing_path(p.routing):
+            console.print(f"      {line}", markup=False)
 
 
 def _print_check(console: Console, outcomes: list[ExpectedOutcome], problems: list[Mismatch]) -> None:

@@ -21,6 +21,7 @@ reason; the rest of the page goes on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -28,8 +29,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connector.crm.base import ApiHealth, CrmAdapter, Page
 from connector.errors import ConfigError, ConnectorError, DailyLimitExhausted, ExitCode, LeaseHeld
@@ -38,18 +40,30 @@ from connector.lifecycle.diff import FieldMap, backward_note, plan_write
 from connector.lifecycle.drift import Drift, RecordView, person_drift
 from connector.lifecycle.gaps import Gap
 from connector.lifecycle.identity import email_domain, match_key, normalize_email
-from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, rep_owner_id, route
+from connector.lifecycle.routing import (
+    RoutingOutcome,
+    compile_routing_conditions,
+    member_blocker,
+    pick_member,
+    rep_of_owner,
+    rep_owner_id,
+    route,
+    settle,
+)
 from connector.lifecycle.rules import CriteriaEvaluator, Handoff
 from connector.lifecycle.sharding import Shard, shard_key
 from connector.mapping.expressions import Expression, expression_context
 from connector.mapping.loader import Mappings
-from connector.mapping.schema import HubSpotMapping, SalesforceMapping, ValueMap
+from connector.mapping.schema import HubSpotMapping, Routing, SalesforceMapping, ValueMap
 from connector.model import (
     Activity,
+    Assignment,
     Crm,
     CrmRecord,
     Decision,
     Owner,
+    PoolPick,
+    RuleTrace,
     SourceActivity,
     WriteIntent,
     WriteResult,
@@ -94,6 +108,10 @@ class RunReport:
     counts: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     assigned: Counter[str] = field(default_factory=Counter)
+    routing_skips: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(rep, why) -> people for whom a pool passed the rep over (inactive, archived, capped)."""
+    routing_examples: dict[str, PersonResult] = field(default_factory=dict)
+    """One person per routing path taken (account owner, each rule's pool, fallback, a rep skipped)."""
     owners: dict[str, Owner] = field(default_factory=dict)
     planned: list[PersonResult] = field(default_factory=list)
     examples: dict[str, PersonResult] = field(default_factory=dict)
@@ -204,7 +222,10 @@ class Engine:
         self.accounts: dict[Crm, str] = dict(accounts or {})
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._leases: list[Lease] = []
-        self._refused_owner: dict[tuple[str, str, str], str] = {}
+        self._owners: dict[Crm, list[Owner]] = {}
+        self._domain_owners: dict[str, str | None] = {}
+        self._page_domains: set[str] = set()
+        self._run_id: str | None = None
         self._held: dict[tuple[str, str, str], dict[str, str]] = {}
         self.crms: dict[Crm, CrmBinding] = {}
         for crm, adapter in adapters.items():
@@ -225,8 +246,6 @@ class Engine:
                 owner_id = rep_owner_id(rep, crm)
                 if owner_id:
                     self.reps_by_owner[(crm, owner_id)] = rep_key
-        self._pointer_prefix = ""
-        """Round-robin pointers are stored under this prefix (a backfill shard keeps its own)."""
         self._progress: Progress = _no_progress
         self.handoff = HandoffStep(mappings, store, adapters)
 
@@ -279,7 +298,8 @@ class Engine:
         with scope:
             report.run_id = self.store.start_run(command)
             log.info("run started", extra={"event": "run.start", "run_id": report.run_id, "command": command})
-            self._refused_owner = self._parked_owners()
+            self._run_id = report.run_id
+            self._domain_owners = {}
             self._held = {} if command == "retry-failed" else self._not_yet_due(now)
             try:
                 if not dry_run:
@@ -323,6 +343,12 @@ class Engine:
             self.store.finish_run(report.run_id, status, report.counts)
         report.api_calls = self.api_calls - calls_before
         report.api = self._api_health(by_crm_before)
+        for (rep, why), n in sorted(report.routing_skips.items()):
+            log.info(
+                "routing passed over %s for %d person(s): %s", rep, n, why,
+                extra={"event": "routing.skipped", "run_id": report.run_id, "rep": rep, "why": why,
+                       "people": n},
+            )  # fmt: skip
         event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
         log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
         return report
@@ -334,18 +360,14 @@ class Engine:
         prop: str | None = binding.of(object_type).fields.owner_property
         return prop
 
-    def _note_refused_owner(self, result: WriteResult) -> None:
+    def _note_refused(self, result: WriteResult) -> None:
+        """Hold a refused write back until it is due (an owner in it stays the person's assignment)."""
         intent = result.intent
         key = _key(intent)
         if not result.ok and not result.gone:
             self._held[key] = dict(intent.changes)
         else:
             self._held.pop(key, None)
-        owner_prop = self._owner_property(intent.crm, intent.object_type)
-        if not result.ok and not result.gone and owner_prop and owner_prop in intent.changes:
-            self._refused_owner[key] = intent.changes[owner_prop]
-        else:
-            self._refused_owner.pop(key, None)
 
     def _not_yet_due(self, now: datetime) -> dict[tuple[str, str, str], dict[str, str]]:
         return {
@@ -353,14 +375,6 @@ class Engine:
             for f in self.store.failed_writes()
             if f.next_attempt_at is None or f.next_attempt_at > now
         }
-
-    def _parked_owners(self) -> dict[tuple[str, str, str], str]:
-        out = {}
-        for parked in self.store.failed_writes():
-            owner_prop = self._owner_property(parked.crm, parked.object_type)
-            if owner_prop and owner_prop in parked.changes:
-                out[(parked.crm, parked.object_type, parked.record_id)] = parked.changes[owner_prop]
-        return out
 
     # ------------------------------------------------------------------ leases and recovery
 
@@ -417,17 +431,13 @@ class Engine:
                 for record in binding.adapter.read(ids):
                     current[(object_type, record.record_id)] = record
             for entry in entries:
-                owner_prop = self._owner_property(entry.crm, entry.object_type)
                 now_in_crm = current.get((entry.object_type, entry.record_id))
                 state = self.store.settle_interrupted(
                     entry, now_in_crm.owned if now_in_crm else None, run_id=report.run_id
                 )
+                # A write that never landed needs no owner bookkeeping: the person's routing
+                # assignment (committed before the write) offers the same owner again.
                 report.counts[f"recovered_{state}"] += 1
-                if state == "not_applied" and owner_prop and owner_prop in entry.changes:
-                    # Its round-robin turn was taken (the pointer committed with the journal):
-                    # offer the same person the same owner again rather than a second turn.
-                    key = (entry.crm, entry.object_type, entry.record_id)
-                    self._refused_owner.setdefault(key, entry.changes[owner_prop])
             log.info(
                 "settled %d write(s) an interrupted run left unconfirmed", len(entries),
                 extra={"event": "recovery.settled", "crm": crm, "writes": len(entries)},
@@ -457,7 +467,7 @@ class Engine:
                 for start in range(0, len(records), 100):
                     chunk = records[start : start + 100]
                     page = Page(records=chunk, activities=binding.adapter.activities_for(chunk), cursor=None)
-                    self._page(report, crm, page, None, active, self.store.pointers(), now)
+                    self._page(report, crm, page, None, active, now)
 
     def _pass(self, report: RunReport, now: datetime, should_stop: Callable[[], bool]) -> None:
         """Activity feeds first (timelines only), then changed records, then everyone whose
@@ -480,7 +490,6 @@ class Engine:
         active = _OnFirstUse(lambda: self._active_owners(report))
         if owners_start_run:
             active.load()
-        pointers = self.store.pointers()
         feeds = [(crm, feed) for crm, binding in self.crms.items() for feed in binding.adapter.feeds(now)]
         feeds.sort(key=lambda item: item[1].kind != "activities")
         for crm, feed in feeds:
@@ -488,7 +497,7 @@ class Engine:
                 if feed.kind == "activities":
                     self._activity_page(report, crm, page, feed.scope)
                 else:
-                    self._page(report, crm, page, feed.scope, active, pointers, now)
+                    self._page(report, crm, page, feed.scope, active, now)
                     self._progress(
                         page.scanned if page.scanned is not None else len(page.records), page.total
                     )
@@ -499,7 +508,7 @@ class Engine:
                 ids = [record_id for _object, record_id in batch]
                 records = binding.adapter.read(ids)
                 self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
-                           active, pointers, now)  # fmt: skip
+                           active, now)  # fmt: skip
                 gone = sorted(set(ids) - {r.record_id for r in records})
                 if gone:  # deleted or merged in the CRM since: nothing left to decide
                     with self.store.transaction():
@@ -507,13 +516,12 @@ class Engine:
                             self.store.clear_pending(crm, object_type, gone)
                 if self._stop_requested(report, should_stop):
                     return
-        self._recycle_sweep(report, active, pointers, now, should_stop)
+        self._recycle_sweep(report, active, now, should_stop)
 
     def _recycle_sweep(
         self,
         report: RunReport,
         active: Mapping[Crm, frozenset[str]],
-        pointers: dict[str, int],
         now: datetime,
         should_stop: Callable[[], bool],
     ) -> None:
@@ -537,7 +545,7 @@ class Engine:
                 records = self.crms[crm].adapter.read(ids[start : start + PENDING_BATCH])
                 report.counts["recycle_checked"] += len(records)
                 self._page(report, crm, Page(records=records, activities=[], cursor=None), None,
-                           active, pointers, now)  # fmt: skip
+                           active, now)  # fmt: skip
                 if self._stop_requested(report, should_stop):
                     return
 
@@ -573,6 +581,7 @@ class Engine:
         active: dict[Crm, frozenset[str]] = {}
         for crm, binding in self.crms.items():
             owners = binding.adapter.owners()
+            self._owners[crm] = list(owners)
             if report is not None:
                 report.owners.update({o.id: o for o in owners})
             active[crm] = frozenset(o.id for o in owners if o.active and (not o.is_queue or o.id in named))
@@ -585,7 +594,6 @@ class Engine:
         page: Page,
         scope: str | None,
         active: Mapping[Crm, frozenset[str]],
-        pointers: dict[str, int],
         now: datetime,
     ) -> None:
         """Decide, write and record one page; its cursor commits with its audit rows.
@@ -620,11 +628,12 @@ class Engine:
             people.setdefault(person_of[key], []).append(records[key])
         results: list[PersonResult] = []
         decisions: list[Decision] = []
+        self._page_domains = {d for r in records.values() if (d := email_domain(normalize_email(r.email)))}
         snapshots: list[tuple[str, dict[str, Any], str | None, str | None]] = []
         for pid, person_records in people.items():
             try:
                 decided = self._decide_person(
-                    person_records, pid, timelines.get(pid, []), active, pointers, last_written, now,
+                    person_records, pid, timelines.get(pid, []), active, last_written, now,
                     entered.get(pid, (None, None))[1],
                 )  # fmt: skip
             except ConnectorError:
@@ -659,14 +668,14 @@ class Engine:
                 ]
                 if intents:
                     self._renew_leases()  # never write for a scope another run has taken over
-                    self.store.journal_sending(report.run_id, intents, pointers=self._stored(pointers))
+                    self.store.journal_sending(report.run_id, intents)
                     written += self.crms[target].adapter.apply(intents)
         with self.store.transaction():
             if not report.dry_run:
                 self._renew_leases()  # fences the commit: a lost lease rolls the page back
             for res in written:
                 self.store.record_write(report.run_id, res)
-                self._note_refused_owner(res)
+                self._note_refused(res)
             # Nothing left to write for these: an older parked write no longer applies.
             self.store.clear_failed_writes([r.record for r in results if r.intent is None])
             self.store.save_decisions(report.run_id, decisions)
@@ -678,8 +687,6 @@ class Engine:
                 self.store.save_snapshot(pid, person, current, status, now)
             if not report.dry_run:
                 self.store.save_drift([d.person_id for d in decisions], self._drift(results, written), now)
-            for pool, position in self._stored(pointers).items():
-                self.store.set_pointer(pool, position)
             for c, object_type in {key[:2] for key in records}:  # linked records are decided too
                 self.store.clear_pending(
                     c, object_type, [key[2] for key in records if key[:2] == (c, object_type)]
@@ -728,10 +735,6 @@ class Engine:
                 found[_key(record)] = record
         return found
 
-    def _stored(self, pointers: Mapping[str, int]) -> dict[str, int]:
-        """Round-robin pointers as stored: under the backfill shard's own names when sharded."""
-        return {self._pointer_prefix + pool: position for pool, position in pointers.items()}
-
     def _drift(self, results: Sequence[PersonResult], written: Sequence[WriteResult]) -> list[Drift]:
         """People on the page whose CRMs still disagree once this page's writes landed."""
         landed = {_key(w.intent) for w in written if w.ok}
@@ -765,6 +768,15 @@ class Engine:
         report.counts["gone"] += sum(1 for w in written if w.gone)
         report.counts["skipped"] = len(report.skipped)
         report.counts["evaluated"] += len(results)
+        for pid in {r.person_id for r in results}:
+            mine = next(r for r in results if r.person_id == pid)
+            for rep, why in mine.routing.skipped:
+                summary = why.split(" (", 1)[0] if why.startswith("daily cap") else why
+                report.routing_skips[(rep, summary)] += 1
+                report.routing_examples.setdefault(f"skipped {rep}", mine)
+            if mine.routing.owner_id is not None and mine.routing.trace:
+                path = mine.routing.rule or mine.routing.trace[-1].name
+                report.routing_examples.setdefault(path, mine)
         for result in results:
             decision = result.decision
             if result.intent is not None:
@@ -851,7 +863,6 @@ class Engine:
         pid: str,
         timeline: Sequence[Activity],
         active: Mapping[Crm, frozenset[str]],
-        pointers: dict[str, int],
         last_written: Mapping[RecordKey, Mapping[str, str | None]],
         now: datetime,
         stage_entered_at: datetime | None = None,
@@ -885,40 +896,11 @@ class Engine:
             lists=self.mappings.criteria.lists,
         )
 
-        def owner_of(record: CrmRecord) -> str | None:
-            prop = self.crms[record.crm].of(record.object_type).fields.owner_property
-            return (record.owned.get(prop) or None) if prop else None
-
-        ordered = sorted(records, key=lambda r: owner_of(r) not in active[r.crm])
-        shared_rep: str | None = None
+        routed = self._route_person(records, pid, decision, person, context, active, last_written, now)
         results: list[PersonResult] = []
-        for record in ordered:
+        for record in records:
             binding = self.crms[record.crm].of(record.object_type)
-            outcome = route(
-                self.mappings.routing,
-                crm=record.crm,
-                stage=decision.stage,
-                disqualified=decision.disqualified_by is not None,
-                person=person,
-                current_owner_id=self.handoff.owner_for_routing(owner_of(record)),
-                active_owner_ids=active[record.crm],
-                pointers=pointers,
-                when=self.routing_when,
-                context=context,
-            )
-            outcome = self._keep_refused_choice(record, outcome, active[record.crm])
-            outcome = self.handoff.adjust_owner(
-                outcome, record, owner_of(record), last_written.get(_key(record), {}),
-                binding.fields.owner_property,
-            )  # fmt: skip
-            kept = outcome.owner_id is not None and outcome.owner_id == owner_of(record)
-            if shared_rep is not None and not kept and outcome.rep != shared_rep:
-                same = self._same_rep(shared_rep, record.crm, active[record.crm], outcome)
-                outcome = same or outcome
-            if outcome.pointer is not None:
-                pool, position = outcome.pointer
-                pointers[pool] = position
-            shared_rep = shared_rep or outcome.rep
+            outcome = routed[_key(record)]
             record_decision = dataclasses.replace(
                 decision, owner_id=outcome.owner_id, owner_reason=outcome.reason
             )
@@ -962,46 +944,109 @@ class Engine:
                     stage_note=note,
                 )
             )
-        first = next(r for r in results if r.record is records[0])
-        return [first, *(r for r in results if r is not first)]
+        return results
 
-    def _same_rep(
-        self, rep_key: str, crm: Crm, active: frozenset[str], routed: RoutingOutcome
-    ) -> RoutingOutcome | None:
-        """`routed` re-aimed at the rep the person already has in another CRM, if they can own here."""
-        rep = self.mappings.routing.reps.get(rep_key)
-        owner_id = rep_owner_id(rep, crm) if rep is not None else None
-        if rep is None or owner_id is None or owner_id not in active:
-            return None
-        reason = f"assigned {rep.name} (owner {owner_id}): the same rep owns this person's other CRM record"
-        return dataclasses.replace(
-            routed, owner_id=owner_id, rep=rep_key, pool=None, rule=None, reason=reason, pointer=None
-        )
+    # ------------------------------------------------------------------ routing
 
-    def _keep_refused_choice(
-        self, record: CrmRecord, outcome: RoutingOutcome, active: frozenset[str]
-    ) -> RoutingOutcome:
-        """Re-offer a parked write's round-robin owner instead of taking another turn.
+    def _route_person(
+        self,
+        records: Sequence[CrmRecord],
+        pid: str,
+        decision: Decision,
+        person: Mapping[str, Any],
+        context: Mapping[str, Any],
+        active: Mapping[Crm, frozenset[str]],
+        last_written: Mapping[RecordKey, Mapping[str, str | None]],
+        now: datetime,
+    ) -> dict[RecordKey, RoutingOutcome]:
+        """The routing step: one owner decision per record of the person, the same rep in each CRM.
 
-        The pool's pointer moved when that owner was first chosen; choosing again on retry would
-        skip a rep and hand the person to someone else than an uninterrupted run would have.
+        A record with an active owner keeps them (keep_existing_owner), and that owner is copied to
+        the person's unowned records in the other CRM (through routing.yaml reps, else by the
+        owners' email). Otherwise the rules decide; a pool turn is claimed once per person in the
+        state database (`StateStore.claim_turn`), and only reps able to own records in every CRM
+        the person is in take turns, so both CRMs get the same rep. A claim is never released
+        when a write later fails: the turn stays counted and the person's assignment is offered
+        again by the retry (no second turn, no rep skipped). The hand-off rules (`HandoffStep`)
+        apply before any turn is claimed: an owner a person set after the connector's last write,
+        or a queue kept as an owner, stays and takes no turn; a queue counts as unowned when
+        routing.yaml says so.
         """
-        attempted = self._refused_owner.get((record.crm, record.object_type, record.record_id))
-        if attempted is None or outcome.pointer is None or outcome.pool is None:
-            return outcome
-        if attempted == outcome.owner_id:
-            return dataclasses.replace(outcome, pointer=None)  # the turn was taken the first time
         routing = self.mappings.routing
-        pool = routing.pools.get(outcome.pool)
-        members = {rep_owner_id(routing.reps[m], record.crm): m for m in pool.members} if pool else {}
-        if attempted not in active or attempted not in members:
-            return outcome
-        return dataclasses.replace(
-            outcome,
-            owner_id=attempted,
-            rep=members[attempted],
-            pointer=None,
-            reason=f"{outcome.reason}; kept {members[attempted]}, chosen before the CRM refused the write",
+
+        def owner_of(record: CrmRecord) -> str | None:
+            prop = self.crms[record.crm].of(record.object_type).fields.owner_property
+            return (record.owned.get(prop) or None) if prop else None
+
+        ordered = sorted(records, key=lambda r: owner_of(r) not in active[r.crm])
+        person_crms = {
+            r.crm: active[r.crm] for r in records if self.crms[r.crm].of(r.object_type).fields.owner_property
+        }
+        claimed: tuple[Assignment | None, PoolPick | None] | None = None
+        shared: tuple[Crm, str] | None = None  # the owner the person already has (or got) somewhere
+        out: dict[RecordKey, RoutingOutcome] = {}
+        for record in ordered:
+            outcome = route(
+                routing,
+                crm=record.crm,
+                stage=decision.stage,
+                disqualified=decision.disqualified_by is not None,
+                person=person,
+                current_owner_id=self.handoff.owner_for_routing(owner_of(record)),
+                active_owner_ids=active[record.crm],
+                when=self.routing_when,
+                context=context,
+                domain_owners=self._domains_for(person, routing),
+            )
+            protect = functools.partial(
+                self.handoff.adjust_owner,
+                record=record,
+                current_owner_id=owner_of(record),
+                last_written=last_written.get(_key(record), {}),
+                owner_property=self.crms[record.crm].of(record.object_type).fields.owner_property,
+            )
+            outcome = protect(outcome)
+            kept = outcome.owner_id is not None and outcome.owner_id == owner_of(record)
+            if not kept and shared is not None:  # set only at a hand-off stage
+                outcome = self._copy_owner(shared, record.crm, active[record.crm], outcome)
+            elif outcome.claim is not None:
+                if claimed is None:
+                    claimed = self._claim(pid, outcome, person_crms, now)
+                assignment, pick = claimed
+                outcome = protect(settle(
+                    routing, outcome, crm=record.crm, active_owner_ids=active[record.crm],
+                    assignment=assignment, pick=pick,
+                ))  # fmt: skip
+            if outcome.owner_id is not None and shared is None:
+                shared = (record.crm, outcome.owner_id)
+            out[_key(record)] = outcome
+        return out
+
+    def _claim(
+        self,
+        pid: str,
+        outcome: RoutingOutcome,
+        person_crms: Mapping[Crm, frozenset[str]],
+        now: datetime,
+    ) -> tuple[Assignment | None, PoolPick | None]:
+        """Take the person's turn in the outcome's pool (atomically, in the state database)."""
+        routing = self.mappings.routing
+        claim = outcome.claim
+        assert claim is not None
+        pool = routing.pools[claim.pool]
+        blocked = {
+            m: why for m in pool.members if (why := member_blocker(routing, m, person_crms)) is not None
+        }
+        day = routing_day(routing, now).isoformat()
+        return self.store.claim_turn(
+            person_id=pid,
+            pool=claim.pool,
+            rule=claim.rule,
+            day=day,
+            choose=lambda state: pick_member(pool, state, blocked),
+            keep=lambda rep: member_blocker(routing, rep, person_crms) is None,
+            run_id=self._run_id,
+            read_counts=pool.daily_cap is not None or bool(pool.caps),
         )
 
     # ------------------------------------------------------------------ backfill
@@ -1046,10 +1091,9 @@ class Engine:
             extra={"event": "backfill.start", "run_id": report.run_id, "backfill": job.id,
                    "shard": str(shard), "since": job.since.isoformat(), "until": job.until.isoformat()},
         )  # fmt: skip
-        self._refused_owner = self._parked_owners()
+        self._run_id = report.run_id
+        self._domain_owners = {}
         self._held = self._not_yet_due(now)
-        if shard.count > 1:
-            self._pointer_prefix = f"{job.id}/{shard.index}:"
         status = "failed"
         try:
             self._acquire_leases(report.run_id, [prefix])
@@ -1076,7 +1120,6 @@ class Engine:
             raise
         finally:
             self._release_leases()
-            self._pointer_prefix = ""
         report.stage_counts = self.store.stage_counts(run_id=report.run_id)
         report.counts["people"] = sum(report.stage_counts.values())
         report.drift_people = self.store.drift_count()
@@ -1125,14 +1168,6 @@ class Engine:
         active = _OnFirstUse(lambda: self._active_owners(report))
         if any(getattr(b.adapter, "start_run", None) is None for b in self.crms.values()):
             active.load()
-        stored = self.store.pointers()
-        pointers = dict(stored)
-        if self._pointer_prefix:  # each shard its own round-robin turn, starting `index` reps later
-            pools = self.mappings.routing.pools
-            pointers = {
-                pool: stored.get(self._pointer_prefix + pool, stored.get(pool, 0) + shard.index)
-                for pool in pools
-            }
         feeds.sort(key=lambda item: item[1].kind != "activities")
         for crm, feed in feeds:
             scope = f"{prefix}:{feed.scope}"
@@ -1140,13 +1175,89 @@ class Engine:
                 if feed.kind == "activities":
                     self._activity_page(report, crm, page, scope)
                 else:
-                    self._page(report, crm, page, scope, active, pointers, now)
+                    self._page(report, crm, page, scope, active, now)
                     self.store.backfill_shard_progress(backfill_id, shard.index, len(page.records))
                     self._progress(
                         page.scanned if page.scanned is not None else len(page.records), page.total
                     )
                 if self._stop_requested(report, should_stop):
                     return
+
+    def _copy_owner(
+        self, shared: tuple[Crm, str], crm: Crm, active: frozenset[str], routed: RoutingOutcome
+    ) -> RoutingOutcome:
+        """The owner the person has in another CRM, as this CRM's id: through routing.yaml reps,
+        else an owner here with the same email. Neither: the record is left as it is, and why."""
+        routing = self.mappings.routing
+        source_crm, source_id = shared
+        rep_key = rep_of_owner(routing, source_id)
+        rep = routing.reps.get(rep_key) if rep_key else None
+        owner_id = rep_owner_id(rep, crm) if rep is not None else None
+        how = f"rep {rep_key}" if rep is not None else ""
+        if owner_id is None:
+            source = next((o for o in self._owners.get(source_crm, []) if o.id == source_id), None)
+            email = (source.email or "").strip().casefold() if source else ""
+            match = next(
+                (
+                    o
+                    for o in self._owners.get(crm, [])
+                    if email and (o.email or "").strip().casefold() == email
+                ),
+                None,
+            )
+            owner_id = match.id if match is not None else None
+            how = f"same email {email}" if match is not None else ""
+        if owner_id is not None and owner_id in active:
+            reason = (
+                f"assigned owner {owner_id}: copied from this person's {source_crm} owner {source_id} ({how})"
+            )
+            trace = (*routed.trace, RuleTrace("routing", "copy_owner", "", True, {"from": source_id}, reason))
+            return dataclasses.replace(
+                routed,
+                owner_id=owner_id,
+                rep=rep_key,
+                pool=None,
+                rule=None,
+                reason=reason,
+                trace=trace,
+                claim=None,
+            )
+        if owner_id is not None:  # the same person is inactive here: route as usual
+            note = f"{source_crm} owner {source_id} is {owner_id} here, archived or inactive: routed anew"
+            trace = (*routed.trace, RuleTrace("routing", "copy_owner", "", False, {"from": source_id}, note))
+            return dataclasses.replace(routed, trace=trace)
+        reason = (
+            f"left unowned: this person's {source_crm} owner {source_id} is not a rep in routing.yaml "
+            f"and no {crm} owner has their email, so it cannot be copied"
+        )
+        trace = (*routed.trace, RuleTrace("routing", "copy_owner", "", False, {"from": source_id}, reason))
+        return dataclasses.replace(
+            routed, owner_id=None, rep=None, pool=None, rule=None, reason=reason, trace=trace, claim=None
+        )
+
+    def _domains_for(self, person: Mapping[str, Any], routing: Routing) -> Mapping[str, str]:
+        """Company domain -> owner id for this person's email domain, when an account-owner rule
+        would use it. Asked of each adapter that can look companies up, in order, for what is still
+        unknown (HubSpot: companies by `domain`), for this domain and the page's other unseen ones
+        in one call each, once per run."""
+        rules = [r for r in routing.rules if r.kind == "account_owner" and r.match_domain]
+        domain = str(person.get("email_domain") or "").strip().casefold()
+        if not rules or not domain or any(r.owner_field and person.get(r.owner_field) for r in rules):
+            return {}
+        free = {d.casefold() for r in rules for d in self.mappings.criteria.lists.get(r.free_mail_list, [])}
+        if domain in free:
+            return {}
+        if domain not in self._domain_owners:
+            wanted = sorted(({domain} | self._page_domains) - free - set(self._domain_owners))
+            found: dict[str, str] = {}
+            for binding in self.crms.values():
+                lookup = getattr(binding.adapter, "company_owners", None)
+                missing = [d for d in wanted if d not in found]
+                if lookup is not None and missing:
+                    found.update(lookup(missing))
+            self._domain_owners.update({d: found.get(d) for d in wanted})
+        owner = self._domain_owners.get(domain)
+        return {domain: owner} if owner else {}
 
     # ------------------------------------------------------------------ explain
 
@@ -1176,7 +1287,7 @@ class Engine:
                 entered = self.store.stage_entered([pid]).get(pid, (None, None))[1]
                 self.handoff.load([pid])
                 result = self._decide_person(
-                    people, pid, timeline, self._active_owners(), self.store.pointers(), last, self.clock(),
+                    people, pid, timeline, self._active_owners(), last, self.clock(),
                     entered,
                 )[0]  # fmt: skip
                 person, _current, _status = self._person_state(people)
@@ -1192,6 +1303,12 @@ class Engine:
             if record_crm == crm:
                 return self.crms[crm].adapter.find(record_id)
         return None
+
+
+def routing_day(routing: Routing, now: datetime) -> date:
+    """The day `now` falls on in routing.yaml's timezone: daily caps restart at its midnight.
+    (Here, not in the pure core: the timezone database is read from disk.)"""
+    return now.astimezone(ZoneInfo(routing.timezone)).date()
 
 
 def _dead_on_this_host(holder: str) -> bool:

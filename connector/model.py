@@ -6,6 +6,7 @@ core never learns which CRM (or which SDK) produced a record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -158,3 +159,42 @@ class TaskResult:
     task_id: str | None = None
     error: str | None = None
     retryable: bool = True
+
+
+# --------------------------------------------------------------------------- routing pool turns
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """A pool's shared state as the store holds it, read under the pool's lock."""
+
+    pointer: int = 0
+    current: Mapping[str, int] = field(default_factory=dict)
+    """Smooth weighted round-robin: each member's current weight (weighted pools only)."""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """People each member got from this pool today (the routing day)."""
+
+
+@dataclass(frozen=True)
+class PoolPick:
+    """The member whose turn it is, the pool state to store, and every member's verdict in order."""
+
+    rep: str | None
+    """None: nobody in the pool is eligible (the pool state is then left as it was)."""
+    pointer: int
+    current: dict[str, int]
+    considered: tuple[tuple[str, str], ...]
+    """(member, verdict) in the order looked at; the picked member's verdict is "picked"."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A person's recorded pool turn (one per person, whatever the number of workers)."""
+
+    person_id: str
+    rep: str
+    pool: str
+    rule: str
+    day: str
+    reused: bool = False
+    """True when the person already had this assignment: no new turn was taken."""

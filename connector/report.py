@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.engine import PersonResult, RunReport
+from connector.lifecycle.routing import routing_path
 from connector.lifecycle.simulate import Comparison, DayCounts
 from connector.model import Owner
 from connector.state.store import DriftRow, StateStore, StoredDecision
@@ -163,6 +164,10 @@ def print_explain(console: Console, result: PersonResult, stored: StoredDecision
         console.print(f"Stage not written: {result.stage_note}", markup=False)
     console.print(f"Criteria version: {d.criteria_version}")
     console.print(f"Owner: {d.owner_id or '-'} — {d.owner_reason or ''}")
+    if result.routing.trace:
+        console.print("[bold]Routing path[/bold]:")
+        for line in routing_path(result.routing):
+            console.print(f"  {line}", markup=False)
     if result.gaps:
         console.print("[bold]What is missing for a higher stage[/bold]:")
         for gap in result.gaps:
@@ -223,6 +228,8 @@ def explain_json(result: PersonResult, stored: StoredDecision | None) -> dict[st
             "pool": result.routing.pool,
             "rule": result.routing.rule,
             "reason": result.routing.reason,
+            "path": routing_path(result.routing),
+            "skipped": [{"rep": rep, "why": why} for rep, why in result.routing.skipped],
             "trace": [asdict(t) for t in result.routing.trace],
         },
         "next_stage": [

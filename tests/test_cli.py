@@ -155,7 +155,7 @@ def test_sandbox_command_serves_the_emulator_until_terminated(tmp_path: Path) ->
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     with subprocess.Popen(
-        [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--people", "150"],
+        [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--people", "170"],
         cwd=tmp_path,
         env=base,
         stdout=subprocess.PIPE,

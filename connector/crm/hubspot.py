@@ -399,6 +399,49 @@ class HubSpotAdapter:
             if not after:
                 return out
 
+    # ------------------------------------------------------------------ account owners (routing)
+
+    def company_owners(self, domains: Sequence[str]) -> dict[str, str]:
+        """Company domain -> the owner id of the first owned company with that `domain`.
+
+        For `account_owner` routing rules: a search over companies (`domain IN [...]`, 100 values
+        a request, as HubSpot allows), sorted by id (oldest first) so the answer is stable when
+        several companies share a domain. Domains without an owned company are absent.
+        """
+        out: dict[str, str] = {}
+        wanted = sorted({d.strip().lower() for d in domains if d and d.strip()})
+        for chunk in _chunks(wanted, BATCH_LIMIT):
+            request = PublicObjectSearchRequest(
+                filter_groups=[{"filters": [{"propertyName": "domain", "operator": "IN", "values": chunk}]}],
+                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                properties=["domain", "hubspot_owner_id"],
+                limit=SEARCH_PAGE,
+                after="0",
+            )
+            page = self._call(
+                "searching companies by domain",
+                "search:companies",
+                self._company_search(),
+                "do_search",
+                public_object_search_request=request,
+                kind="search",
+            )
+            for company in page.results or []:
+                props = company.properties or {}
+                domain = (props.get("domain") or "").strip().lower()
+                owner = (props.get("hubspot_owner_id") or "").strip()
+                if domain and owner:
+                    out.setdefault(domain, owner)
+        return out
+
+    def _company_search(self) -> Any:
+        with self._lock:
+            api = self._object_batch.get("search:companies")
+            if api is None:
+                api = _guard_json(self._client.crm.companies.search_api)
+                self._object_batch["search:companies"] = api
+            return api
+
     # ------------------------------------------------------------------ feeds (what the engine pulls)
 
     def feeds(self, until: datetime) -> list[Feed]:

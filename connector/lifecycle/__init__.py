@@ -10,7 +10,14 @@ from connector.lifecycle.diff import FieldMap, plan_write
 from connector.lifecycle.fit import FitResult, FitScorer, score_fit
 from connector.lifecycle.gaps import Gap, GapFinder
 from connector.lifecycle.identity import email_domain, normalize_email
-from connector.lifecycle.routing import RoutingOutcome, compile_routing_conditions, route
+from connector.lifecycle.routing import (
+    PoolClaim,
+    RoutingOutcome,
+    compile_routing_conditions,
+    pick_member,
+    route,
+    settle,
+)
 from connector.lifecycle.rules import CriteriaEvaluator, Handoff, Verdict
 from connector.lifecycle.signals import SignalCalculator, compute_signals
 
@@ -22,6 +29,7 @@ __all__ = [
     "Gap",
     "GapFinder",
     "Handoff",
+    "PoolClaim",
     "RoutingOutcome",
     "SignalCalculator",
     "Verdict",
@@ -29,7 +37,9 @@ __all__ = [
     "compute_signals",
     "email_domain",
     "normalize_email",
+    "pick_member",
     "plan_write",
     "route",
     "score_fit",
+    "settle",
 ]

@@ -80,10 +80,11 @@ def protect_owner(
     """Apply the two owner facts to routing's outcome (see module doc); unchanged when neither holds.
 
     Only an outcome that would change the owner is overridden: a person not at a hand-off stage,
-    or one routing keeps anyway, keeps routing's own reason.
+    or one routing keeps anyway, keeps routing's own reason. An outcome still waiting for its pool
+    turn (`claim`) counts as a change: applied before the claim, a kept owner takes no turn.
     """
     current = (current_owner_id or "").strip() or None
-    if outcome.owner_id is None or current is None:
+    if (outcome.owner_id is None and outcome.claim is None) or current is None:
         return _note_queue(outcome, current, routing.handoff)
     values: dict[str, FieldValue] = {"current_owner_id": current}
     if owner_property is not None and manually_set(current, last_written, owner_property):
@@ -114,7 +115,7 @@ def _kept(
         rule=None,
         reason=trace.note,
         trace=(*outcome.trace, trace),
-        pointer=None,
+        claim=None,
     )
 
 

@@ -19,10 +19,13 @@ from connector.mapping.schema import (
     REQUIRED_KIND_PARAMETERS,
     SIGNAL_KIND_PARAMETERS,
     ActivityFilter,
+    Band,
     Criteria,
     FieldType,
     HubSpotMapping,
+    Pool,
     Routing,
+    RoutingRule,
     SalesforceMapping,
 )
 from connector.mapping.source import Document, Loc
@@ -541,20 +544,31 @@ def check_routing(
                 "add hubspot_owner_id and/or salesforce_user_id",
                 key=True,
             )
+        sf_id = rep.salesforce_user_id
+        if sf_id is not None and not (len(sf_id) in (15, 18) and sf_id[:3] in ("005", "00G")):
+            doc.add(
+                ("reps", name, "salesforce_user_id"),
+                f"'{sf_id}' is not a Salesforce User or Queue id",
+                "use the 18-character id of a User (005...) or a Queue (00G...)",
+            )
     for pool_name, pool in routing.pools.items():
-        for index, member in enumerate(pool.members):
-            require_known(doc, ("pools", pool_name, "members", index), member, reps, "rep")
+        _check_pool(doc, pool_name, pool, reps)
     require_known(doc, ("fallback",), routing.fallback, reps, "rep")
+    _check_timezone(doc, routing.timezone)
     require_unique(doc, ("rules",), [r.name for r in routing.rules], "rule name")
     scope = condition_scope(criteria, person_fields) if criteria is not None else None
     for index, rule in enumerate(routing.rules):
         loc: Loc = ("rules", index)
-        require_known(doc, (*loc, "pool"), rule.pool, sorted(routing.pools), "pool")
-        if person_fields is not None:
-            for field in rule.match:
+        _check_rule_kind(doc, loc, rule, criteria, person_fields)
+        if rule.pool is not None:
+            require_known(doc, (*loc, "pool"), rule.pool, sorted(routing.pools), "pool")
+        for field, accepted in rule.match.items():
+            if person_fields is not None:
                 require_known(
                     doc, (*loc, "match", field), field, sorted(person_fields), "person field", key=True
                 )
+            if isinstance(accepted, Band):
+                _check_band(doc, (*loc, "match", field), accepted)
         if rule.when is not None:
             check_when(doc, (*loc, "when"), rule.when, scope)
     if criteria is not None:
@@ -600,3 +614,69 @@ def _check_handoff(doc: Document, routing: Routing, person_fields: Mapping[str, 
                 f"unknown placeholder '{{{name}}}' in the task subject",
                 known_values_hint(name, known, "placeholders (person fields, email, stage, owner)"),
             )
+
+
+def _check_pool(doc: Document, pool_name: str, pool: Pool, reps: list[str]) -> None:
+    """Members are reps; weights and caps name members; weights only on a weighted pool."""
+    loc: Loc = ("pools", pool_name)
+    for index, member in enumerate(pool.members):
+        require_known(doc, (*loc, "members", index), member, reps, "rep")
+    require_unique(doc, (*loc, "members"), pool.members, "pool member")
+    for section in ("weights", "caps"):
+        values: dict[str, int] = getattr(pool, section)
+        for member, value in values.items():
+            require_known(
+                doc, (*loc, section, member), member, pool.members, f"member of {pool_name}", key=True
+            )
+            if value < (1 if section == "weights" else 0):
+                least = "a whole number of 1 or more" if section == "weights" else "0 or more"
+                doc.add((*loc, section, member), f"{section[:-1]} {value} for {member}", f"use {least}")
+    if pool.weights and pool.strategy != "weighted":
+        doc.add(
+            (*loc, "weights"),
+            f"pool {pool_name} has weights but strategy {pool.strategy}",
+            "set strategy: weighted, or remove weights",
+            key=True,
+        )
+
+
+def _check_band(doc: Document, loc: Loc, band: Band) -> None:
+    if band.min is None and band.max is None:
+        doc.add(loc, "an empty band matches everyone", "give min and/or max, e.g. {min: 200, max: 999}")
+    elif band.min is not None and band.max is not None and band.min > band.max:
+        doc.add(loc, f"band min {band.min:g} is above max {band.max:g}", "swap them, or fix the bound")
+
+
+def _check_rule_kind(
+    doc: Document,
+    loc: Loc,
+    rule: RoutingRule,
+    criteria: Criteria | None,
+    person_fields: Mapping[str, str] | None,
+) -> None:
+    """A match rule needs a pool; an account-owner rule needs its owner field and free-mail list."""
+    if rule.kind == "match":
+        if rule.pool is None:
+            doc.add(loc, f"rule {rule.name} has no pool", "add pool: <a pool name from pools>")
+        return
+    if rule.match:
+        doc.add(
+            (*loc, "match"), "account_owner rules do not take match", "use when, or a separate rule", key=True
+        )
+    if rule.owner_field is None and not rule.match_domain:
+        doc.add(loc, f"rule {rule.name} can never match", "set owner_field, or match_domain: true")
+    if person_fields is not None and rule.owner_field is not None:
+        require_known(doc, (*loc, "owner_field"), rule.owner_field, sorted(person_fields), "person field")
+    if criteria is not None and rule.match_domain and rule.free_mail_list not in criteria.lists:
+        doc.add(
+            (*loc, "free_mail_list"),
+            f"criteria.yaml has no list '{rule.free_mail_list}' of free-mail domains",
+            "add it under lists: in criteria.yaml, name another list, or set match_domain: false",
+        )
+
+
+def _check_timezone(doc: Document, name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        doc.add(("timezone",), f"unknown timezone '{name}'", "use an IANA name such as UTC or Europe/Berlin")

@@ -204,25 +204,64 @@ class Criteria(StrictModel):
 
 
 class Rep(StrictModel):
-    """A person who can own records, named once with their id in each CRM."""
+    """A person who can own records, named once with their id in each CRM.
+
+    `salesforce_user_id` may be a User (005...) or a Queue (00G...); HubSpot has no queues, so a
+    queue-like fallback there is a real owner (a team lead or a shared "sales inbox" user).
+    """
 
     name: str
     hubspot_owner_id: str | None = None
     salesforce_user_id: str | None = None
+    email: str | None = Field(
+        default=None, description="to recognise this rep among the CRM's owners when ids differ"
+    )
+
+
+class Band(StrictModel):
+    """A numeric range for `match` (segments: `employees: {min: 200, max: 999}`), bounds included."""
+
+    min: float | None = None
+    max: float | None = None
 
 
 class Pool(StrictModel):
+    """Reps who take turns. `daily_cap` limits each member per day in this pool; `caps` overrides it
+    per member. A capped or inactive member is skipped for their turn, never queued for later."""
+
     members: list[str] = Field(min_length=1)
-    strategy: Literal["round_robin"] = "round_robin"
+    strategy: Literal["round_robin", "weighted"] = "round_robin"
+    weights: dict[str, int] = Field(default_factory=dict)
+    daily_cap: int | None = Field(default=None, ge=0)
+    caps: dict[str, int] = Field(default_factory=dict)
+
+
+RoutingRuleKind = Literal["match", "account_owner"]
 
 
 class RoutingRule(StrictModel):
-    """Sends matching people to `pool`. `match` maps a person field to accepted values (any case)."""
+    """One routing step, tried in order.
+
+    `match` (the default kind) sends people whose fields match to `pool`: each `match` entry maps a
+    person field to accepted values (any case) or to a numeric band. `account_owner` gives the
+    person to the owner of their company: the associated company's owner (`owner_field`), else the
+    owner of a company whose domain is the person's email domain (free-mail domains never match).
+    """
 
     name: str
-    pool: str
-    match: dict[str, list[str]] = Field(default_factory=dict)
+    kind: RoutingRuleKind = "match"
+    pool: str | None = None
+    match: dict[str, list[str] | Band] = Field(default_factory=dict)
     when: str | None = None
+    owner_field: str | None = Field(
+        default=None,
+        description="account_owner: the person field holding the associated company's owner id",
+    )
+    match_domain: bool = True
+    free_mail_list: str = Field(
+        default="free_mail_domains",
+        description="account_owner: criteria.yaml list of email domains never matched to a company",
+    )
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -280,6 +319,7 @@ class HandoffSettings(StrictModel):
 class Routing(StrictModel):
     handoff_stages: list[str] = Field(min_length=1)
     keep_existing_owner: bool = True
+    timezone: str = Field(default="UTC", description="where a day starts, for daily caps")
     reps: dict[str, Rep]
     pools: dict[str, Pool]
     rules: list[RoutingRule] = Field(default_factory=list)

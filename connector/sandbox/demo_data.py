@@ -92,6 +92,8 @@ ACTIVE_OWNER_IDS: frozenset[str] = frozenset(oid for oid, _f, _l, archived in _O
 NORTH_AMERICA_POOL: tuple[str, ...] = (ANA, BEN)
 EMEA_POOL: tuple[str, ...] = (DEV, EMMA)
 FALLBACK_OWNER = FRANK
+ENTERPRISE_POOL: tuple[str, ...] = (GRACE, DEV)
+US_WEST_POOL: tuple[str, ...] = (BEN, EMMA)
 
 # Country values per territory, written the way people type them into forms.
 _COUNTRIES: dict[str, tuple[str | None, ...]] = {
@@ -325,6 +327,8 @@ class _Plan:
     disqualified: bool = False
     sets_status: str | None = None
     fields: dict[str, str | None] = field(default_factory=dict)
+    routed: tuple[str | None, tuple[str, ...]] | None = None
+    """Routing scenarios: (exact owner, or None and the pool to pick from) instead of the territory's."""
 
 
 class _Gen:
@@ -340,6 +344,7 @@ class _Gen:
         self.next_engagement = 40_000_000_000 + rng.randint(1, 10_000) * 1000
         self.form_ids = {name: self.uuid() for name in (*_CONTENT_FORMS, *_HAND_RAISE_FORMS, *_PLAIN_FORMS)}
         self._seed_owners()
+        self._seed_companies()
 
     # ids, times, choices
 
@@ -574,6 +579,23 @@ class _Gen:
                 }
             )
 
+    def _seed_companies(self) -> None:
+        """Routing scenario: the named accounts whose owners take their people (see below)."""
+        created = self.today - timedelta(days=700)
+        companies = self.store.engagements.setdefault("companies", {})
+        for n, (name, domain, owner) in enumerate(NAMED_ACCOUNTS):
+            cid = str(9_000_001 + n)
+            stamp = hs_datetime(created + timedelta(days=n))
+            companies[cid] = {
+                "hs_object_id": cid,
+                "name": name,
+                "domain": domain,
+                "hubspot_owner_id": owner,
+                "createdate": stamp,
+                "hs_createdate": stamp,
+                "hs_lastmodifieddate": stamp,
+            }
+
     def finish(self) -> None:
         """Sort events by time (as the Events API pages them) and declare the contact properties."""
         self.store.events.sort(key=lambda e: (e["occurredAt"], e["id"]))
@@ -591,7 +613,9 @@ def _expected(cid: str, persona: Persona, plan: _Plan, props: dict[str, str | No
     owner: str | None = plan.owner
     pool: tuple[str, ...] = ()
     if stage in _HANDOFF and not plan.disqualified and plan.owner not in ACTIVE_OWNER_IDS:
-        if plan.region == "na":
+        if plan.routed is not None:
+            owner, pool = plan.routed
+        elif plan.region == "na":
             owner, pool = None, NORTH_AMERICA_POOL
         elif plan.region == "emea":
             owner, pool = None, EMEA_POOL
@@ -1004,6 +1028,74 @@ def _filler_stale_lead(g: _Gen, i: int) -> _Plan:
 _A_FIT = ("senior_title", "target_company_size", "target_industry")
 _B_FIT = ("manager_title", "target_company_size", "target_industry")
 
+# --- Routing scenarios (routing.yaml: named accounts, segments, state territories) -------------------
+
+NAMED_ACCOUNTS: tuple[tuple[str, str, str | None], ...] = (
+    ("Globex Corporation", "globexcorp.com", GRACE),
+    ("Initech", "initech.io", None),  # no owner: its people are routed by territory as usual
+)
+"""HubSpot companies (name, domain, owner) the `named_accounts` rule matches by email domain."""
+
+
+def _account_owner_by_domain(g: _Gen, i: int) -> _Plan:
+    # An SQL hand-raise at Globex, whose HubSpot company Grace owns: the named_accounts rule gives
+    # the person to Grace, whatever their territory (and in Salesforce, Grace's user).
+    plan = _sql_hand_raise(g, i)
+    plan.fields = {"email_domain": "globexcorp.com", "company": "Globex Corporation"}
+    plan.routed = (GRACE, ())
+    return plan
+
+
+def _unowned_account_territory(g: _Gen, i: int) -> _Plan:
+    # Initech's company has no owner: named_accounts does not match, the territory decides.
+    plan = _sql_hand_raise(g, i)
+    plan.fields = {"email_domain": "initech.io", "company": "Initech"}
+    return plan
+
+
+def _segment_enterprise(g: _Gen, i: int) -> _Plan:
+    # 5,000 employees: the enterprise segment (employees >= 5,000; generated people have at most
+    # 4,000) beats the territory; its weighted pool (Grace 2 : Dev 1) takes the person. Still a
+    # target company size for fit (50-5,000), so the hand-raise stays an SQL.
+    plan = _sql_hand_raise(g, i)
+    plan.fields = {"employee_count": "5000"}
+    plan.routed = (None, ENTERPRISE_POOL)
+    return plan
+
+
+def _territory_state(g: _Gen, i: int) -> _Plan:
+    # A US person in California (state typed either way): the us_west territory, ahead of
+    # north_america, by a state list.
+    plan = _sql_hand_raise(g, i)
+    plan.fields = {"country": "United States", "state": _cycle(("California", "ca", "Washington"), i)}
+    plan.routed = (None, US_WEST_POOL)
+    return plan
+
+
+ROUTING_PERSONAS: tuple[Persona, ...] = (
+    Persona(
+        "account_owner_by_domain", 4, ("account_owner_routing", "sql_hand_raise"),
+        "An SQL at a named account (company domain owned by Grace) goes to the account's owner.",
+        _account_owner_by_domain,
+    ),
+    Persona(
+        "unowned_account_territory", 2, ("account_owner_routing", "territory_routing"),
+        "An SQL whose company has no owner is routed by territory as usual.",
+        _unowned_account_territory,
+    ),
+    Persona(
+        "segment_enterprise", 4, ("segment_routing", "sql_hand_raise"),
+        "An SQL at a 5,000-person company goes to the enterprise segment's weighted pool.",
+        _segment_enterprise,
+    ),
+    Persona(
+        "territory_state", 3, ("territory_routing", "sql_hand_raise"),
+        "An SQL in California or Washington goes to the us_west territory by its state.",
+        _territory_state,
+    ),
+)  # fmt: skip
+
+
 PERSONAS: tuple[Persona, ...] = (
     Persona(
         "sql_hand_raise", 6, ("sql_hand_raise", *_A_FIT, *_B_FIT, "served_country", "territory_routing"),
@@ -1153,6 +1245,7 @@ PERSONAS: tuple[Persona, ...] = (
         "An SQL from outside every territory, or with no country, goes to the fallback owner Frank.",
         _fallback_other_region,
     ),
+    *ROUTING_PERSONAS,
 )  # fmt: skip
 """Every persona in the demo; `count` people each."""
 

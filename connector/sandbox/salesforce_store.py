@@ -191,6 +191,7 @@ def default_schema() -> dict[str, dict[str, FieldDef]]:
             FieldDef("Industry", "picklist", "Industry", picklist=INDUSTRIES),
             FieldDef("NumberOfEmployees", "int", "Employees"),
             FieldDef("Country", "string", "Country"),
+            FieldDef("State", "string", "State/Province"),
             FieldDef(
                 "LeadSource",
                 "picklist",
@@ -228,6 +229,7 @@ def default_schema() -> dict[str, dict[str, FieldDef]]:
             FieldDef("AccountId", "reference", "Account ID", reference_to=("Account",)),
             FieldDef("Department", "string", "Department"),
             FieldDef("MailingCountry", "string", "Mailing Country"),
+            FieldDef("MailingState", "string", "Mailing State/Province"),
         ],
         "Account": [
             FieldDef("Name", "string", "Account Name", nillable=False),

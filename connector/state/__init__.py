@@ -1,1 +1,1 @@
-"""The state database: cursors, timeline, decisions, what was written, routing pointers, audit."""
+"""The state database: cursors, timeline, decisions, what was written, routing turns, audit."""

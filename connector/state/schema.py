@@ -129,11 +129,43 @@ last_written = Table(
     Column("run_id", String(40), nullable=False),
 )
 
+# Step 1's round-robin pointers: no longer written (step 3 copied them into routing_pools); the
+# table stays because released migration steps are never edited.
 rr_pointers = Table(
     "rr_pointers",
     metadata,
     Column("pool", String(100), primary_key=True),
     Column("position", Integer, nullable=False),
+)
+
+routing_pools = Table(
+    "routing_pools",
+    metadata,
+    Column("pool", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("current_json", Text, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=True),
+)
+
+routing_counts = Table(
+    "routing_counts",
+    metadata,
+    Column("pool", String(100), primary_key=True),
+    Column("rep", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+routing_assignments = Table(
+    "routing_assignments",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("rep", String(100), nullable=False),
+    Column("pool", String(100), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("assigned_at", UtcDateTime(), nullable=False),
+    Column("run_id", String(40), nullable=True),
 )
 
 runs = Table(

@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -50,7 +52,17 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from connector.errors import ConfigError, ConnectorError, ExitCode, LeaseHeld, LeaseLost, SchemaBehind
 from connector.lifecycle.drift import Drift
-from connector.model import Activity, Crm, CrmRecord, Decision, WriteIntent, WriteResult
+from connector.model import (
+    Activity,
+    Assignment,
+    Crm,
+    CrmRecord,
+    Decision,
+    PoolPick,
+    PoolState,
+    WriteIntent,
+    WriteResult,
+)
 from connector.state import migrations
 from connector.state import schema as t
 
@@ -293,6 +305,8 @@ class StateStore:
         self.write_retry_limit = write_retry_limit
         self.write_retry_backoff = write_retry_backoff
         self._conn: Connection | None = None
+        self._rolling_back = False
+        self._plan = _PlanTurns()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -435,10 +449,13 @@ class StateStore:
         with self.engine.connect() as conn:
             trans = conn.begin()
             self._conn = conn
+            self._rolling_back = True
+            self._plan = _PlanTurns()
             try:
                 yield
             finally:
                 self._conn = None
+                self._rolling_back = False
                 trans.rollback()
 
     @contextmanager
@@ -939,16 +956,13 @@ class StateStore:
                     out.setdefault(r.record_id, {})[r.property] = r.value
         return out
 
-    def journal_sending(
-        self, run_id: str, intents: Sequence[WriteIntent], *, pointers: Mapping[str, int] | None = None
-    ) -> None:
+    def journal_sending(self, run_id: str, intents: Sequence[WriteIntent]) -> None:
         """Record, durably, that these writes are about to be sent (call just before the CRM call).
 
         It commits on its own connection: the evidence must survive the page transaction rolling
-        back (or the process dying) after the CRM has applied the write. The round-robin
-        `pointers` the page's choices moved commit with it: an owner written by a run that then
-        died has had its turn, whether or not the page ever commits. (A journalled owner that never
-        reached the CRM is offered to the same person again by the next run.)
+        back (or the process dying) after the CRM has applied the write. (Routing turns commit
+        earlier still, in `claim_turn`: an owner chosen for a write that never lands stays the
+        person's assignment, and the next run offers the same owner again.)
         """
         now = self.clock()
         rows = [
@@ -970,8 +984,6 @@ class StateStore:
             return
         with self.engine.begin() as c:
             c.execute(insert(t.write_journal), rows)
-            for pool, position in (pointers or {}).items():
-                _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
 
     def record_write(self, run_id: str, result: WriteResult, *, gone: bool = False) -> None:
         """Audit one intent's outcome; remember written values; park, schedule or clear failures.
@@ -1301,13 +1313,147 @@ class StateStore:
 
     # ------------------------------------------------------------------ routing
 
-    def pointers(self) -> dict[str, int]:
-        with self._c() as c:
-            return {r.pool: int(r.position) for r in c.execute(select(t.rr_pointers))}
+    # ------------------------------------------------------------------ routing turns
 
-    def set_pointer(self, pool: str, position: int) -> None:
+    def claim_turn(
+        self,
+        *,
+        person_id: str,
+        pool: str,
+        rule: str,
+        day: str,
+        choose: Callable[[PoolState], PoolPick],
+        keep: Callable[[str], bool],
+        run_id: str | None = None,
+        read_counts: bool = True,
+    ) -> tuple[Assignment | None, PoolPick | None]:
+        """Take `person_id`'s turn in `pool` atomically; returns (assignment, the pick made).
+
+        One transaction: lock the pool's row (PostgreSQL `SELECT ... FOR UPDATE`; SQLite's
+        transactions start with BEGIN IMMEDIATE, which already serialises writers), read today's
+        counts, let `choose` (the pure `pick_member`) pick, then insert the assignment, move the
+        pointer and count the turn. The assignment's primary key is the person, so of several
+        workers racing for one person exactly one inserts; the others get that assignment back
+        with `reused` set, and their pool state is untouched.
+
+        A person who already has an assignment whose rep `keep` accepts (still active) gets it
+        back without a new turn; one whose rep can no longer own records takes a new turn, which
+        replaces it. (None, pick) means nobody in the pool was eligible: nothing is written.
+        Inside `rollback_scope` (plan, explain) turns are taken in memory over the stored state
+        (`_plan_turn`): nothing is written, so no lock is held while the plan runs and live
+        workers' turns never wait for it.
+        `read_counts` False skips reading today's counts (a pool without caps does not need them).
+        """
+        if self._rolling_back:
+            return self._plan_turn(person_id, pool, rule, day, choose, keep, read_counts=read_counts)
         with self._c() as c:
-            _upsert(c, t.rr_pointers, {"pool": pool}, {"position": position})
+            inserts = _routing_inserts(c)
+            row = c.execute(_POOL_ROW, {"pool": pool}).first()
+            if row is None:  # a new pool: racing creators both insert-or-skip, then both lock
+                c.execute(inserts.pool, {"pool": pool, "position": 0, "current_json": "{}"})
+                row = c.execute(_POOL_ROW, {"pool": pool}).one()
+            existing = c.execute(_ASSIGNMENT_OF, {"person": person_id}).first()
+            if existing is not None and keep(existing.rep):
+                return _assignment(existing, reused=True), None
+            counts: dict[str, int] = {}
+            if read_counts:
+                counts = {r.rep: int(r.n) for r in c.execute(_COUNTS_OF, {"pool": pool, "day": day})}
+            state = PoolState(int(row.position), json.loads(row.current_json or "{}"), counts)
+            pick = choose(state)
+            if pick.rep is None:
+                return None, pick
+            if existing is not None:  # compare-and-set: only the assignment we judged is replaced
+                a = t.routing_assignments.c
+                c.execute(
+                    delete(t.routing_assignments).where(a.person_id == person_id, a.rep == existing.rep)
+                )
+            now = self.clock()
+            values = {
+                "person_id": person_id,
+                "rep": pick.rep,
+                "pool": pool,
+                "rule": rule,
+                "day": day,
+                "assigned_at": now,
+                "run_id": run_id,
+            }
+            # RETURNING, not rowcount: psycopg reports -1 for a skipped conflict.
+            if not c.execute(inserts.assignment, values).all():
+                winner = c.execute(_ASSIGNMENT_OF, {"person": person_id}).one()
+                return _assignment(winner, reused=True), None
+            current = json.dumps(pick.current, sort_keys=True)
+            c.execute(
+                _MOVE_POOL, {"p": pool, "new_position": pick.pointer, "new_current": current, "at": now}
+            )
+            c.execute(inserts.count, {"pool": pool, "rep": pick.rep, "day": day, "count": 1})
+            return Assignment(person_id, pick.rep, pool, rule, day), pick
+
+    def _plan_turn(
+        self,
+        person_id: str,
+        pool: str,
+        rule: str,
+        day: str,
+        choose: Callable[[PoolState], PoolPick],
+        keep: Callable[[str], bool],
+        *,
+        read_counts: bool,
+    ) -> tuple[Assignment | None, PoolPick | None]:
+        """`claim_turn` for a rolled-back pass: the stored state plus this pass's own turns."""
+        plan = self._plan
+        existing = plan.assignments.get(person_id) or self.assignment(person_id)
+        if existing is not None and keep(existing.rep):
+            return replace(existing, reused=True), None
+        with self._c() as c:
+            row = c.execute(_POOL_PEEK, {"pool": pool}).first()
+            stored = (
+                PoolState(int(row.position), json.loads(row.current_json or "{}")) if row else PoolState()
+            )
+            counts: Counter[str] = Counter()
+            if read_counts:
+                counts.update({r.rep: int(r.n) for r in c.execute(_COUNTS_OF, {"pool": pool, "day": day})})
+                counts.update({rep: n for (p, rep, d), n in plan.counts.items() if (p, d) == (pool, day)})
+        state = plan.pools.get(pool, stored)
+        pick = choose(PoolState(state.pointer, state.current, dict(counts)))
+        if pick.rep is None:
+            return None, pick
+        plan.pools[pool] = PoolState(pick.pointer, pick.current)
+        plan.counts[(pool, pick.rep, day)] += 1
+        plan.assignments[person_id] = Assignment(person_id, pick.rep, pool, rule, day)
+        return plan.assignments[person_id], pick
+
+    def assignment(self, person_id: str) -> Assignment | None:
+        """The person's recorded pool turn, if any."""
+        with self._c() as c:
+            row = c.execute(
+                select(t.routing_assignments).where(t.routing_assignments.c.person_id == person_id)
+            ).first()
+            return _assignment(row) if row is not None else None
+
+    def release_assignment(self, person_id: str) -> bool:
+        """Forget the person's turn (a recycled person is routed afresh at the next hand-off).
+        Today's count stays: the rep did get the person today."""
+        with self._c() as c:
+            done = c.execute(
+                delete(t.routing_assignments).where(t.routing_assignments.c.person_id == person_id)
+            ).rowcount
+            return bool(done)
+
+    def routing_counts(self, day: str | None = None) -> dict[tuple[str, str, str], int]:
+        """(pool, rep, day) -> people assigned, for `status` and tests."""
+        with self._c() as c:
+            query = select(t.routing_counts)
+            if day is not None:
+                query = query.where(t.routing_counts.c.day == day)
+            return {(r.pool, r.rep, r.day): int(r._mapping["count"]) for r in c.execute(query)}
+
+    def routing_pools(self) -> dict[str, PoolState]:
+        """Each pool's stored pointer and weighted-turn state (counts left empty)."""
+        with self._c() as c:
+            return {
+                r.pool: PoolState(int(r.position), json.loads(r.current_json or "{}"))
+                for r in c.execute(select(t.routing_pools))
+            }
 
     # ------------------------------------------------------------------ runs
 
@@ -1476,11 +1622,11 @@ class StateStore:
         """Erase a person (by email, person id or CRM record id) from the state, in one transaction.
 
         Removes the person, their identities, timeline, decision, field snapshot, stage entry,
-        hand-off and follow-up task rows, pending evaluation, last-written values, parked and
-        journalled writes; audit rows stay
-        (they say what the connector did to which CRM record) but lose their payload: before/after
-        values and errors are blanked. The CRM is untouched; a person still in the CRM comes back
-        at the next sync with what the CRM holds then.
+        hand-off and follow-up task rows, pending evaluation, drift row, routing assignment,
+        last-written values, parked and journalled writes; audit rows stay (they say what the
+        connector did to which CRM record) but lose their payload: before/after values and errors
+        are blanked. The CRM is untouched; a person still in the CRM comes back at the next sync
+        with what the CRM holds then.
         """
         report = ForgetReport()
         with self.transaction(), self._c() as c:
@@ -1545,6 +1691,12 @@ class StateStore:
                 c.execute(delete(t.handoff_tasks).where(t.handoff_tasks.c.person_id.in_(pids))).rowcount,
             )
             count(
+                "routing assignments",
+                c.execute(
+                    delete(t.routing_assignments).where(t.routing_assignments.c.person_id.in_(pids))
+                ).rowcount,
+            )
+            count(
                 "journalled writes",
                 c.execute(delete(t.write_journal).where(t.write_journal.c.person_id.in_(pids))).rowcount,
             )
@@ -1596,6 +1748,64 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# The claim's statements, built once: a claim runs per routed person, so their compilation is cached.
+_POOL_PEEK = select(t.routing_pools).where(t.routing_pools.c.pool == bindparam("pool"))
+_POOL_ROW = _POOL_PEEK.with_for_update()
+_ASSIGNMENT_OF = select(t.routing_assignments).where(t.routing_assignments.c.person_id == bindparam("person"))
+_COUNTS_OF = select(t.routing_counts.c.rep, t.routing_counts.c["count"].label("n")).where(
+    t.routing_counts.c.pool == bindparam("pool"), t.routing_counts.c.day == bindparam("day")
+)
+_MOVE_POOL = (
+    update(t.routing_pools)
+    .where(t.routing_pools.c.pool == bindparam("p"))
+    .values(
+        position=bindparam("new_position"), current_json=bindparam("new_current"), updated_at=bindparam("at")
+    )
+)
+
+
+@dataclass
+class _PlanTurns:
+    """Pool turns a rolled-back pass (plan, explain) took, kept in memory only."""
+
+    pools: dict[str, PoolState] = field(default_factory=dict)
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    assignments: dict[str, Assignment] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _RoutingInserts:
+    pool: Any
+    assignment: Any
+    count: Any
+
+
+_ROUTING_INSERTS: dict[str, _RoutingInserts] = {}
+
+
+def _routing_inserts(c: Connection) -> _RoutingInserts:
+    """The claim's three race-free inserts in this connection's dialect (built once per dialect)."""
+    found = _ROUTING_INSERTS.get(c.dialect.name)
+    if found is None:
+        ins = postgresql.insert if c.dialect.name == "postgresql" else sqlite.insert
+        count = ins(t.routing_counts)
+        found = _RoutingInserts(
+            pool=ins(t.routing_pools).on_conflict_do_nothing(),
+            assignment=ins(t.routing_assignments)
+            .on_conflict_do_nothing()
+            .returning(t.routing_assignments.c.person_id),
+            count=count.on_conflict_do_update(
+                index_elements=["pool", "rep", "day"], set_={"count": t.routing_counts.c["count"] + 1}
+            ),
+        )
+        _ROUTING_INSERTS[c.dialect.name] = found
+    return found
+
+
+def _assignment(r: Any, *, reused: bool = False) -> Assignment:
+    return Assignment(str(r.person_id), r.rep, r.pool, r.rule, r.day, reused=reused)
 
 
 def _failed(r: Any) -> FailedWrite:

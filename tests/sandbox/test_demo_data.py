@@ -23,11 +23,15 @@ from connector.sandbox import demo_data
 from connector.sandbox.demo_data import (
     ACTIVE_OWNER_IDS,
     EMEA_POOL,
+    ENTERPRISE_POOL,
     FALLBACK_OWNER,
+    GRACE,
     MIN_PEOPLE,
+    NAMED_ACCOUNTS,
     NORTH_AMERICA_POOL,
     PERSONA_CRITERIA,
     PERSONAS,
+    US_WEST_POOL,
     ExpectedOutcome,
     build_demo_portal,
     write_expected,
@@ -131,8 +135,17 @@ def test_demo_owner_constants_agree_with_routing_yaml(
         k: tuple(reps[m] for m in v["members"] if reps[m] not in archived)
         for k, v in ROUTING["pools"].items()
     }
-    assert pools == {"north_america": NORTH_AMERICA_POOL, "emea": EMEA_POOL}
+    assert pools == {
+        "north_america": NORTH_AMERICA_POOL,
+        "emea": EMEA_POOL,
+        "enterprise": ENTERPRISE_POOL,
+        "us_west": US_WEST_POOL,
+    }
     assert reps[ROUTING["fallback"]] == FALLBACK_OWNER
+    assert reps["grace"] == GRACE
+    owned = {domain: owner for _name, domain, owner in NAMED_ACCOUNTS}
+    companies = store.engagements["companies"].values()
+    assert {c["domain"]: c["hubspot_owner_id"] for c in companies} == owned
     assert {o["id"] for o in store.owners} >= set(reps.values())
     assert reps["chloe"] in archived, "the demo has one archived pool member to skip"
     assert ROUTING["handoff_stages"] == ["mql", "sql"]
@@ -192,7 +205,8 @@ def test_dates_are_hubspot_format_and_never_in_the_future(
     for props in store.contacts.values():
         values += [props["createdate"] or "", props["lastmodifieddate"] or ""]
         assert (props["createdate"] or "") <= (props["lastmodifieddate"] or "")
-    values += [p["hs_timestamp"] or "" for objs in store.engagements.values() for p in objs.values()]
+    for kind, objs in store.engagements.items():  # companies (routing's named accounts) have no timestamp
+        values += [p["createdate" if kind == "companies" else "hs_timestamp"] or "" for p in objs.values()]
     for value in values:
         assert stamp.match(value), value
         assert parse_hs_datetime(value) < NOW
@@ -402,14 +416,33 @@ class _HandEvaluator:
         owner = p["hubspot_owner_id"]
         active = {o["id"] for o in self.store.owners if not o["archived"]}
         if stage in ("marketingqualifiedlead", "salesqualifiedlead") and not dq and owner not in active:
-            country = (p["country"] or "").strip().casefold()
             reps = {k: v["hubspot_owner_id"] for k, v in ROUTING["reps"].items()}
-            for territory in ROUTING["rules"]:
-                if country in {c.casefold() for c in territory["match"]["country"]}:
-                    members = ROUTING["pools"][territory["pool"]]["members"]
+            fields = {"country": p["country"], "state": p.get("state"), "employees": p["employee_count"]}
+            domain = (p["email"] or "").strip().lower().rsplit("@", 1)[-1]
+            companies = self.store.engagements.get("companies", {}).values()
+            account_owners = {c["domain"]: c["hubspot_owner_id"] for c in companies if c["hubspot_owner_id"]}
+            for route in ROUTING["rules"]:
+                if route.get("kind") == "account_owner":
+                    if (
+                        domain not in CRITERIA["lists"]["free_mail_domains"]
+                        and account_owners.get(domain) in active
+                    ):
+                        return rule, stage, status, account_owners[domain], ()
+                elif all(_accepts(fields.get(f), accepted) for f, accepted in route["match"].items()):
+                    members = ROUTING["pools"][route["pool"]]["members"]
                     return rule, stage, status, None, tuple(reps[m] for m in members if reps[m] in active)
             return rule, stage, status, reps[ROUTING["fallback"]], ()
         return rule, stage, status, owner, ()
+
+
+def _accepts(value: str | None, accepted: list[str] | dict[str, float]) -> bool:
+    """routing.yaml `match` by hand: a list of spellings (any case), or an inclusive number band."""
+    if value is None or not value.strip():
+        return False
+    if isinstance(accepted, dict):
+        number = float(value)
+        return accepted.get("min", number) <= number <= accepted.get("max", number)
+    return value.strip().casefold() in {a.casefold() for a in accepted}
 
 
 @pytest.mark.parametrize(
@@ -531,8 +564,13 @@ def test_messy_emails_normalise_to_the_expected_address(
 def test_routing_scenarios_are_present(portal: tuple[HubSpotStore, list[ExpectedOutcome]]) -> None:
     store, outcomes = portal
     pools = {o.owner_pool for o in outcomes if o.owner_pool}
-    assert pools == {NORTH_AMERICA_POOL, EMEA_POOL}
+    assert pools == {NORTH_AMERICA_POOL, EMEA_POOL, ENTERPRISE_POOL, US_WEST_POOL}
     assert any(o.owner == FALLBACK_OWNER for o in outcomes)
+    accounts = [o for o in outcomes if o.persona == "account_owner_by_domain"]
+    assert accounts
+    assert {(o.owner, o.email.split("@")[1]) for o in accounts} == {(GRACE, "globexcorp.com")}
+    unowned = [o for o in outcomes if o.persona == "unowned_account_territory"]
+    assert {o.owner_pool for o in unowned} <= {NORTH_AMERICA_POOL, EMEA_POOL, ()}
     kept = [o for o in outcomes if o.persona == "existing_owner_kept"]
     assert {o.owner for o in kept} >= {"70000007"}
     rerouted = _people(outcomes, "archived_owner_rerouted")

@@ -25,6 +25,7 @@ from connector.lifecycle.rules import Handoff
 from connector.mapping.schema import BusinessCalendar, HandoffSettings
 
 from .lifecycle_fixtures import FIT_A, NOW, act, evaluator, pricing_views, routing
+from .test_lifecycle_routing import run as run_routing
 
 ANA, BEN = "70000001", "70000002"
 BERLIN = Calendar.of(BusinessCalendar(timezone="Europe/Berlin"))
@@ -32,7 +33,7 @@ NEW_YORK = Calendar.of(BusinessCalendar(timezone="America/New_York"))
 
 
 def routed(owner: str = BEN) -> RoutingOutcome:
-    return RoutingOutcome(owner, "ben", "emea", "emea", f"assigned Ben (owner {owner})", (), ("emea", 1))
+    return RoutingOutcome(owner, "ben", "emea", "emea", f"assigned Ben (owner {owner})", ())
 
 
 # --------------------------------------------------------------------------- owners
@@ -43,7 +44,7 @@ def test_an_owner_a_person_set_after_the_connectors_write_is_never_overwritten()
         routed(), routing=routing(), crm="hubspot", current_owner_id="70000099",
         last_written={"hubspot_owner_id": ANA}, owner_property="hubspot_owner_id",
     )  # fmt: skip
-    assert (kept.owner_id, kept.pointer, kept.pool) == ("70000099", None, None)
+    assert (kept.owner_id, kept.claim, kept.pool) == ("70000099", None, None)
     assert "set by a person after the connector's last write (70000001)" in kept.reason
     assert kept.trace[-1].name == "manual_owner"
     assert kept.trace[-1].matched
@@ -65,12 +66,28 @@ def test_routing_decides_when_the_owner_is_not_a_later_manual_choice(current, la
     assert outcome == routed()
 
 
+def test_a_manual_owner_is_kept_before_any_pool_turn_is_taken() -> None:
+    """Applied while routing still waits for its pool turn, so a kept owner costs no turn."""
+    pending = route(
+        routing(), crm="hubspot", stage="mql", disqualified=False, person={"country": "Germany"},
+        current_owner_id=None, active_owner_ids=frozenset({ANA, BEN, "70000004", "70000005"}),
+    )  # fmt: skip
+    assert pending.claim is not None
+    assert pending.owner_id is None
+    kept = protect_owner(
+        pending, routing=routing(), crm="hubspot", current_owner_id="70000099",
+        last_written={"hubspot_owner_id": ANA}, owner_property="hubspot_owner_id",
+    )  # fmt: skip
+    assert (kept.owner_id, kept.claim) == ("70000099", None)
+    assert kept.trace[-1].name == "manual_owner"
+
+
 def test_a_queue_counts_as_unowned_only_when_the_mapping_says_so() -> None:
     queue = "00GDn00000Que02AAA"
     config = routing()
-    on = route(
-        config, crm="salesforce", stage="mql", disqualified=False, person={"country": "Germany"},
-        current_owner_id=None, active_owner_ids=frozenset({"005Dn00000Rep04IAB", queue}), pointers={},
+    on = run_routing(
+        {"country": "Germany"}, crm="salesforce", config=config,
+        active=frozenset({"005Dn00000Rep04IAB", queue}),
     )  # fmt: skip
     noted = protect_owner(
         on,

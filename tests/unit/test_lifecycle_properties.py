@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.lifecycle import SignalCalculator, plan_write, route
+from connector.lifecycle import SignalCalculator, plan_write
 from connector.mapping.schema import SignalSpec
 from connector.model import Activity, Decision, FieldValue
 
-from .lifecycle_fixtures import NOW, criteria, evaluator, field_map, routing
+from .lifecycle_fixtures import NOW, criteria, evaluator, field_map
 
 STAGES = criteria().stages
 SALES = frozenset(criteria().sales_owned)
@@ -71,38 +70,6 @@ def test_stage_never_moves_backwards_and_sales_owned_is_untouched(
     elif current in STAGES:
         assert STAGES.index(decision.stage) >= STAGES.index(current)
     assert decision.reason
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    countries=st.lists(
-        st.sampled_from(["US", "Canada", "Germany", "Brazil", "usa "]), min_size=1, max_size=60
-    )
-)
-def test_round_robin_is_fair_within_one_pool(countries: list[str]) -> None:
-    active = frozenset(f"7000000{i}" for i in range(1, 7))
-    pointers: dict[str, int] = {}
-    per_pool: dict[str, Counter[str]] = {}
-    for country in countries:
-        outcome = route(
-            routing(),
-            crm="hubspot",
-            stage="sql",
-            disqualified=False,
-            person={"country": country},
-            current_owner_id=None,
-            active_owner_ids=active,
-            pointers=pointers,
-        )
-        if outcome.pointer is not None:
-            pool, value = outcome.pointer
-            pointers[pool] = value
-            assert outcome.rep is not None
-            per_pool.setdefault(pool, Counter())[outcome.rep] += 1
-    for pool, counts in per_pool.items():
-        members = routing().pools[pool].members
-        spread = [counts.get(member, 0) for member in members]
-        assert max(spread) - min(spread) <= 1
 
 
 CALCULATOR = SignalCalculator(criteria().signals, criteria().activity_types)

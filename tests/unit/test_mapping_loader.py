@@ -362,8 +362,8 @@ CASES = {
     ),
     "unknown person field in match": Case(
         "routing.yaml",
-        "match: {country: [United States",
-        "match: {countri: [United States",
+        "match: {country: [United States, USA, US, Canada",
+        "match: {countri: [United States, USA, US, Canada",
         "unknown person field 'countri'",
         marker="countri",
         hint="did you mean 'country'?",
@@ -421,6 +421,91 @@ CASES = {
         "frank: {name: Frank Fischer (sales manager)}",
         "has no CRM id",
         marker="frank:",
+    ),
+    "weight for a rep outside the pool": Case(
+        "routing.yaml",
+        "weights: {grace: 2, dev: 1}",
+        "weights: {grace: 2, ana: 1}",
+        "unknown member of enterprise 'ana'",
+        marker="ana: 1",
+        path="pools.enterprise.weights.ana",
+    ),
+    "weights on a round-robin pool": Case(
+        "routing.yaml",
+        "us_west:       {members: [ben, emma], strategy: round_robin}",
+        "us_west:       {members: [ben, emma], strategy: round_robin, weights: {ben: 2}}",
+        "has weights but strategy round_robin",
+        marker="weights: {ben",
+        hint="set strategy: weighted",
+    ),
+    "band with min above max": Case(
+        "routing.yaml",
+        "match: {employees: {min: 5000}}",
+        "match: {employees: {min: 5000, max: 100}}",
+        "band min 5000 is above max 100",
+        marker="{min: 5000, max",
+        hint="swap them",
+    ),
+    "empty band": Case(
+        "routing.yaml",
+        "match: {employees: {min: 5000}}",
+        "match: {employees: {}}",
+        "an empty band matches everyone",
+        marker="{}}",
+    ),
+    "match rule without a pool": Case(
+        "routing.yaml",
+        "    pool: us_west\n",
+        "",
+        "rule us_west has no pool",
+        marker="name: us_west",
+        hint="add pool:",
+        check_column=False,
+    ),
+    "negative daily cap": Case(
+        "routing.yaml",
+        "daily_cap: 40",
+        "daily_cap: -1",
+        "greater than or equal to 0",
+        marker="-1",
+    ),
+    "salesforce id that is not a user or queue": Case(
+        "routing.yaml",
+        "salesforce_user_id: 005Dn00000Rep07IAB",
+        "salesforce_user_id: 0015Dn0000Rep07IAB",
+        "is not a Salesforce User or Queue id",
+        marker="0015Dn0000Rep07IAB",
+        hint="Queue (00G...)",
+    ),
+    "unknown timezone": Case(
+        "routing.yaml",
+        "timezone: UTC",
+        "timezone: Mars/Olympus",
+        "unknown timezone 'Mars/Olympus'",
+        marker="Mars/Olympus",
+    ),
+    "account owner field that is not a person field": Case(
+        "routing.yaml",
+        "    kind: account_owner\n",
+        "    kind: account_owner\n    owner_field: company_owner\n",
+        "unknown person field 'company_owner'",
+        marker="company_owner\n",
+    ),
+    "account owner free-mail list missing": Case(
+        "routing.yaml",
+        "    kind: account_owner\n",
+        "    kind: account_owner\n    free_mail_list: freemail\n",
+        "criteria.yaml has no list 'freemail'",
+        marker="freemail",
+        hint="match_domain: false",
+    ),
+    "fallback missing": Case(
+        "routing.yaml",
+        "fallback: frank\n",
+        "",
+        "fallback",
+        marker="handoff_stages",
+        check_column=False,
     ),
     "salesforce: unknown object": Case(
         "salesforce.yaml",
@@ -519,7 +604,7 @@ def test_error_text_renders_file_line_column_path_and_hint(mapping_dir: Path) ->
     line, column = locate(mapping_dir, "routing.yaml", "frankk")
     assert str(caught.value) == (
         f"{mapping_dir / 'routing.yaml'}:{line}:{column}: fallback: unknown rep 'frankk' "
-        "(hint: did you mean 'frank'? reps: ana, ben, chloe, dev, emma, frank)"
+        "(hint: did you mean 'frank'? reps: ana, ben, chloe, dev, emma, frank, grace)"
     )
 
 

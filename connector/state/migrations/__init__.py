@@ -21,6 +21,7 @@ from sqlalchemy import Connection, inspect, text
 from connector.state.migrations import (
     m001_initial,
     m002_leases_journal_retries,
+    m003_routing,
     m004_handoffs,
     m005_backfill,
 )
@@ -36,9 +37,9 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, m001_initial.DESCRIPTION, m001_initial.upgrade),
     Migration(2, m002_leases_journal_retries.DESCRIPTION, m002_leases_journal_retries.upgrade),
-    # Temporary numbering until routing's m003 lands: then m004 is step 4 and m005 step 5.
-    Migration(3, m004_handoffs.DESCRIPTION, m004_handoffs.upgrade),
-    Migration(4, m005_backfill.DESCRIPTION, m005_backfill.upgrade),
+    Migration(3, m003_routing.DESCRIPTION, m003_routing.upgrade),
+    Migration(4, m004_handoffs.DESCRIPTION, m004_handoffs.upgrade),
+    Migration(5, m005_backfill.DESCRIPTION, m005_backfill.upgrade),
 )
 HEAD = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 7_440_211_731  # any constant: the advisory lock that serialises `migrate` runs
