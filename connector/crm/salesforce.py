@@ -649,18 +649,66 @@ class SalesforceAdapter:
         ]
         return out
 
-    def _record_feed(self, object_name: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+    def backfill_feeds(
+        self, since: datetime, until: datetime, keep: Callable[[CrmRecord], bool] | None = None
+    ) -> list[Feed]:
+        """The same feeds over [since, until], for `connector backfill`.
+
+        Each starts at `since` (a cursor before the first row stamped then) instead of the stored
+        cursor. `keep` picks a shard's records: every page is read (the shard's cursor moves over
+        all of it), but only kept leads and contacts, and activities of kept ones, reach the engine.
+        """
+        start = SfCursor(since.astimezone(UTC), "").encode()
+        out = [
+            Feed(
+                scope=f"salesforce:{name}",
+                pull=functools.partial(self._record_feed, name, until=until, keep=keep),
+                start=start,
+            )
+            for name in self.objects()
+        ]
+        out += [
+            Feed(
+                scope=f"salesforce:{name}",
+                pull=functools.partial(self._activity_feed, name, until=until, keep=keep),
+                kind="activities",
+                start=start,
+            )
+            for name in self.activity_objects()
+        ]
+        return out
+
+    def _record_feed(
+        self,
+        object_name: str,
+        cursor: str | None,
+        until: datetime,
+        keep: Callable[[CrmRecord], bool] | None = None,
+    ) -> Iterator[Page]:
         for page in self.pull(object_name, SfCursor.decode(cursor), until=until):
             if page.records:
-                yield Page(page.records, [], page.cursor.encode() if page.cursor else cursor)
+                kept = [r for r in page.records if keep is None or keep(r)]
+                yield Page(
+                    kept, [], page.cursor.encode() if page.cursor else cursor, scanned=len(page.records)
+                )
 
-    def _activity_feed(self, sobject: str, cursor: str | None, until: datetime) -> Iterator[Page]:
+    def _activity_feed(
+        self,
+        sobject: str,
+        cursor: str | None,
+        until: datetime,
+        keep: Callable[[CrmRecord], bool] | None = None,
+    ) -> Iterator[Page]:
         for page in self.activities(sobject, SfCursor.decode(cursor), until=until):
             encoded = page.cursor.encode() if page.cursor else cursor
             if not page.activities:
                 yield Page([], [], encoded)
                 continue
             records, activities = self.records_for(page.activities)
+            if keep is not None:
+                records = [r for r in records if keep(r)]
+                ids = {(r.object_type, r.record_id) for r in records}
+                activities = [a for a in activities if (a.object_type, a.record_id) in ids]
             yield Page(records, activities, encoded)
 
     def records_for(

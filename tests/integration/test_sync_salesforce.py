@@ -431,3 +431,30 @@ def test_an_owner_changed_by_hand_in_one_crm_is_listed_as_drift(
     contact["lastmodifieddate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     joint.engine().sync()
     assert pid not in {d.person_id for d in joint.state.drift()}
+
+
+def test_a_backfill_in_two_shards_covers_both_crms(joint: Joint) -> None:
+    """`backfill` reads Salesforce too: two shards, one after the other, leave both CRMs as one
+    sync would (the demo's ground truth), and split the Salesforce rows between them."""
+    from connector.lifecycle.sharding import Shard
+
+    settings = joint.settings.model_copy(update={"hubspot_search_lag": 0})
+    mappings = load_mappings(REPO / "mappings")
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    reports = [
+        Engine(mappings, joint.state, build_adapters(settings, mappings)).backfill(
+            since=since, shard=Shard(index, 2)
+        )
+        for index in range(2)
+    ]
+    demo = joint.demo
+    assert [f"{m.expected.email} {m.expected.persona}: {m.field}" for m in check_salesforce(demo)] == []
+    assert [
+        f"{m.outcome.email}: {m.field}" for m in check_expected(demo.hubspot, demo.hubspot_expected)
+    ] == []
+    assert all(r.counts["records_read"] > 0 for r in reports)
+    soql = [r for r in demo.salesforce.requests if "/query" in r.path]
+    assert any("FROM Lead" in str(r.query) for r in soql)
+    scopes = {s for s in joint.state.cursors() if s.startswith("backfill:")}
+    assert any(s.endswith(":salesforce:Lead") for s in scopes)
+    assert any(s.endswith(":salesforce:Contact") for s in scopes)
