@@ -336,11 +336,25 @@ class Engine:
             finally:
                 self._release_leases()
             status = "stopped" if report.stopped else "partial" if report.exit_code != ExitCode.OK else "ok"
-            report.stage_counts = self.store.stage_counts(run_id=report.run_id)
-            report.counts["people"] = sum(report.stage_counts.values())
-            report.drift_people = self.store.drift_count()
-            report.parked_total = len(self.store.failed_writes())
-            self.store.finish_run(report.run_id, status, report.counts)
+            self._finish_run(report, status)
+        self._account_api(report, calls_before, by_crm_before)
+        event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
+        log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
+        return report
+
+    def _finish_run(self, report: RunReport, status: str) -> None:
+        """The run's totals (people per stage, drift, parked writes) into the report and its row."""
+        assert report.run_id is not None  # set when the run started
+        report.stage_counts = self.store.stage_counts(run_id=report.run_id)
+        report.counts["people"] = sum(report.stage_counts.values())
+        report.drift_people = self.store.drift_count()
+        report.parked_total = len(self.store.failed_writes())
+        self.store.finish_run(report.run_id, status, report.counts)
+
+    def _account_api(
+        self, report: RunReport, calls_before: int, by_crm_before: Mapping[str, tuple[int, int]]
+    ) -> None:
+        """API calls and limit headroom this run, and one log line per rep routing passed over."""
         report.api_calls = self.api_calls - calls_before
         report.api = self._api_health(by_crm_before)
         for (rep, why), n in sorted(report.routing_skips.items()):
@@ -349,9 +363,6 @@ class Engine:
                 extra={"event": "routing.skipped", "run_id": report.run_id, "rep": rep, "why": why,
                        "people": n},
             )  # fmt: skip
-        event = {"event": "run.end", "run_id": report.run_id, "status": status, "api_calls": report.api_calls}
-        log.info("run finished: %s", status, extra={**event, "counts": dict(report.counts)})
-        return report
 
     def _owner_property(self, crm: str, object_type: str) -> str | None:
         binding = self.crms.get(crm)  # type: ignore[call-overload]
@@ -1120,13 +1131,8 @@ class Engine:
             raise
         finally:
             self._release_leases()
-        report.stage_counts = self.store.stage_counts(run_id=report.run_id)
-        report.counts["people"] = sum(report.stage_counts.values())
-        report.drift_people = self.store.drift_count()
-        report.parked_total = len(self.store.failed_writes())
-        self.store.finish_run(report.run_id, status, report.counts)
-        report.api_calls = self.api_calls - calls_before
-        report.api = self._api_health(by_crm_before)
+        self._finish_run(report, status)
+        self._account_api(report, calls_before, by_crm_before)
         log.info(
             "backfill shard %s finished: %s", shard, status,
             extra={"event": "run.end", "run_id": report.run_id, "status": status, "backfill": job.id,
