@@ -61,7 +61,7 @@ class World:
 def world(sf_certs, tmp_path: Path) -> Iterator[World]:  # type: ignore[no-untyped-def]
     certs, ca_file = sf_certs
     now = datetime.now(UTC)
-    demo = build_joint_demo(now, seed=11, people=150)
+    demo = build_joint_demo(now, seed=11, people=170)
     with (
         serve_in_thread(HubSpotEmulator(demo.hubspot)) as hs_server,
         serve_in_thread(SalesforceEmulator(demo.salesforce), ssl_context=certs.server_context()) as sf_server,
