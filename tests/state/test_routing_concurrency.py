@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -18,10 +19,11 @@ WORKERS = 4
 MEMBERS = ["ana", "ben", "chloe", "dev", "emma"]
 
 
-def _worker(url: str, seed: int, results: multiprocessing.Queue[tuple[int, int, int]]) -> None:
+def _worker(url: str, seed: int, results: multiprocessing.Queue[tuple[int, int, int]], start: Any) -> None:
     """Try to assign every person (in this worker's own order); report (new turns, reused, errors)."""
     pool = Pool(members=MEMBERS)
     store = StateStore.open(url, clock=lambda: datetime(2026, 1, 5, 9, tzinfo=UTC))
+    start.wait(timeout=120)  # all workers begin together: a slow spawn must not miss the race
     order = list(range(PEOPLE))
     # Different but overlapping orders: every person is raced for by all workers at some point.
     order = order[seed * PEOPLE // WORKERS :] + order[: seed * PEOPLE // WORKERS]
@@ -55,7 +57,8 @@ def _race(url: str) -> None:
     StateStore.open(url).close()  # create the schema once, before the workers start
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[tuple[int, int, int]] = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, seed, results)) for seed in range(WORKERS)]
+    start = ctx.Barrier(WORKERS)
+    procs = [ctx.Process(target=_worker, args=(url, seed, results, start)) for seed in range(WORKERS)]
     for proc in procs:
         proc.start()
     reports = [results.get(timeout=240) for _ in procs]
