@@ -1277,19 +1277,18 @@ class HubSpotAdapter:
         return None
 
     def _tasks_batch(self) -> Any:
-        with self._lock:
-            api = self._object_batch.get("tasks:create")
-            if api is None:
-                api = _guard_json(self._client.crm.objects.tasks.batch_api)
-                self._object_batch["tasks:create"] = api
-            return api
+        return self._cached_api("tasks:create", lambda: self._client.crm.objects.tasks.batch_api)
 
     def _tasks_search(self) -> Any:
+        return self._cached_api("tasks:search", lambda: self._client.crm.objects.tasks.search_api)
+
+    def _cached_api(self, key: str, make: Callable[[], Any]) -> Any:
+        """One JSON-guarded SDK API object per key for the adapter's life (shared by threads)."""
         with self._lock:
-            api = self._object_batch.get("tasks:search")
+            api = self._object_batch.get(key)
             if api is None:
-                api = _guard_json(self._client.crm.objects.tasks.search_api)
-                self._object_batch["tasks:search"] = api
+                api = _guard_json(make())
+                self._object_batch[key] = api
             return api
 
     def _update_all(self, intents: list[WriteIntent]) -> list[WriteResult]:

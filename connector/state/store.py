@@ -1656,50 +1656,21 @@ class StateStore:
             def count(name: str, n: int) -> None:
                 report.removed[name] = report.removed.get(name, 0) + int(n)
 
-            count(
-                "activities",
-                c.execute(delete(t.activities).where(t.activities.c.person_id.in_(pids))).rowcount,
+            per_person = (
+                ("activities", t.activities),
+                ("decisions", t.decisions),
+                ("failed writes", t.failed_writes),
+                ("pending evaluations", t.pending),
+                ("field snapshots", t.person_snapshots),
+                ("stage entries", t.stage_entries),
+                ("drift rows", t.drift),
+                ("hand-offs", t.handoffs),
+                ("follow-up task rows", t.handoff_tasks),
+                ("routing assignments", t.routing_assignments),
+                ("journalled writes", t.write_journal),
             )
-            count(
-                "decisions", c.execute(delete(t.decisions).where(t.decisions.c.person_id.in_(pids))).rowcount
-            )
-            count(
-                "failed writes",
-                c.execute(delete(t.failed_writes).where(t.failed_writes.c.person_id.in_(pids))).rowcount,
-            )
-            count(
-                "pending evaluations",
-                c.execute(delete(t.pending).where(t.pending.c.person_id.in_(pids))).rowcount,
-            )
-            count(
-                "field snapshots",
-                c.execute(
-                    delete(t.person_snapshots).where(t.person_snapshots.c.person_id.in_(pids))
-                ).rowcount,
-            )
-            count(
-                "stage entries",
-                c.execute(delete(t.stage_entries).where(t.stage_entries.c.person_id.in_(pids))).rowcount,
-            )
-            count("drift rows", c.execute(delete(t.drift).where(t.drift.c.person_id.in_(pids))).rowcount)
-            count(
-                "hand-offs",
-                c.execute(delete(t.handoffs).where(t.handoffs.c.person_id.in_(pids))).rowcount,
-            )
-            count(
-                "follow-up task rows",
-                c.execute(delete(t.handoff_tasks).where(t.handoff_tasks.c.person_id.in_(pids))).rowcount,
-            )
-            count(
-                "routing assignments",
-                c.execute(
-                    delete(t.routing_assignments).where(t.routing_assignments.c.person_id.in_(pids))
-                ).rowcount,
-            )
-            count(
-                "journalled writes",
-                c.execute(delete(t.write_journal).where(t.write_journal.c.person_id.in_(pids))).rowcount,
-            )
+            for name, table in per_person:  # every table keyed by person_id
+                count(name, c.execute(delete(table).where(table.c.person_id.in_(pids))).rowcount)
             lw = t.last_written.c
             for crm, obj, rid in records:
                 count(
