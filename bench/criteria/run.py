@@ -144,9 +144,11 @@ def evaluate_range(args: tuple[int, int, int]) -> dict[str, object]:
     counts: dict[str, int] = {}
     for batch in chunks_of(start, stop, activities, generating):
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        for person in batch:
+        # Signals column-wise for the chunk (what simulate does), then each person's rules.
+        signals = current.signals.compute_many([person.timeline for person in batch], NOW)
+        for person, values in zip(batch, signals, strict=True):
             verdict = current.verdict(
-                person=person.person, timeline=person.timeline, current_stage=None, now=NOW
+                person=person.person, timeline=person.timeline, current_stage=None, now=NOW, signals=values
             )
             counts[verdict.stage] = counts.get(verdict.stage, 0) + 1
         wall += time.perf_counter() - wall0

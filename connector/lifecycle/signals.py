@@ -43,9 +43,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING
 
 from connector.mapping.schema import ActivityFilter, ActivityTypeSpec, SignalSpec
 from connector.model import Activity
+
+if TYPE_CHECKING:
+    from connector.lifecycle.signal_batch import BatchSignals
 
 _DAY = timedelta(days=1)
 _ZERO = timedelta(0)
@@ -248,6 +252,7 @@ class SignalCalculator:
         self._open = tuple(signal.filter.is_empty() for signal in self._signals)
         self._reach = tuple(self._ranks.index(signal.window) + 1 for signal in self._signals)
         self._profiles: dict[tuple[str, str | None, str | None], _Profile | None] = {}
+        self._batch: BatchSignals | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -258,6 +263,29 @@ class SignalCalculator:
     def types(self) -> dict[str, str]:
         """Signal name -> CEL type of its value ("int" or "double")."""
         return dict(self._types)
+
+    @property
+    def compiled(self) -> tuple[_Signal, ...]:
+        """The signals ready to compute, in definition order (for the batch twin)."""
+        return self._signals
+
+    @property
+    def channels(self) -> dict[str, str]:
+        """Declared activity type -> its channel."""
+        return dict(self._channels)
+
+    def compute_many(
+        self, timelines: Sequence[Sequence[Activity]], now: datetime
+    ) -> list[dict[str, SignalValue]]:
+        """`compute` for many timelines at once, column-wise (`signal_batch`): for simulate and benches.
+
+        Worth it from a few dozen timelines up; the numbers are identical to `compute`'s.
+        """
+        if self._batch is None:
+            from connector.lifecycle.signal_batch import BatchSignals
+
+            self._batch = BatchSignals(self)
+        return self._batch.compute_many(timelines, now)
 
     def window_days(self, name: str) -> int:
         return next(signal.window_days for signal in self._signals if signal.name == name)
@@ -286,7 +314,7 @@ class SignalCalculator:
         buckets: list[list[_Event]] = [[] for _ in ranks]
         longest = self._longest
         profiles = self._profiles
-        for activity in _unique(timeline):
+        for activity in unique_activities(timeline):
             profile = profiles.get((activity.type, activity.url, activity.name), _UNSEEN)
             if profile is _UNSEEN:
                 profile = self._profile(activity)
@@ -334,7 +362,7 @@ class SignalCalculator:
         for signal in self._signals:
             events: list[_Event] = []
             anchors: list[_Event] = []
-            for activity in _unique(timeline):
+            for activity in unique_activities(timeline):
                 channel = self._channels.get(activity.type)
                 if channel is None:
                     continue
@@ -353,10 +381,18 @@ class SignalCalculator:
 
     def _profile(self, activity: Activity) -> _Profile | None:
         key = (activity.type, activity.url, activity.name)
-        channel = self._channels.get(activity.type)
+        profile = self.profile(*key)
+        if len(self._profiles) >= _PROFILE_MEMO_SIZE:
+            self._profiles.clear()
+        self._profiles[key] = profile
+        return profile
+
+    def profile(self, type_: str, url: str | None, name: str | None) -> _Profile | None:
+        """Which signals an activity with this type, URL and name feeds (None: undeclared type)."""
+        channel = self._channels.get(type_)
         profile = None
         if channel is not None:
-            args = (activity.type, channel, activity.url, activity.name)
+            args = (type_, channel, url, name)
             main = tuple(
                 (i, signal.window) for i, signal in enumerate(self._signals) if signal.filter.matches(*args)
             )
@@ -382,13 +418,10 @@ class SignalCalculator:
                     for floor in floors
                 ),
             )
-        if len(self._profiles) >= _PROFILE_MEMO_SIZE:
-            self._profiles.clear()
-        self._profiles[key] = profile
         return profile
 
 
-def _unique(timeline: Sequence[Activity]) -> Sequence[Activity]:
+def unique_activities(timeline: Sequence[Activity]) -> Sequence[Activity]:
     """One activity per (source, source_id); of two versions, the same one whatever the order."""
     if len(set(map(_SOURCE_KEY, timeline))) == len(timeline):
         return timeline

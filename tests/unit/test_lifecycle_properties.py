@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.lifecycle import SignalCalculator, plan_write
+from connector.lifecycle import SignalCalculator, plan_write, signal_batch
 from connector.mapping.schema import SignalSpec
 from connector.model import Activity, Decision, FieldValue
 
@@ -117,6 +118,7 @@ EXTRA_SIGNALS = {
     "demo_days_30d": SignalSpec(kind="distinct_days", window_days=30, name_patterns=["(?i)demo"]),
 }
 WIDE = SignalCalculator({**criteria().signals, **EXTRA_SIGNALS}, criteria().activity_types)
+
 naive_or_aware = st.builds(
     lambda a, naive, copy: (
         [a, *([Activity(**{**a.__dict__, "url": "https://x.example/pricing"})] if copy else [])]
@@ -137,6 +139,117 @@ def test_optimised_signals_equal_the_plain_definition(groups: list[list[Activity
     assert WIDE.compute(timeline, now) == WIDE.reference_compute(timeline, now)
     # A second call goes through the memoised profiles only: still the same numbers.
     assert WIDE.compute(timeline, now) == WIDE.reference_compute(timeline, now)
+
+
+# Column-wise signals (`compute_many`, used by simulate) must give exactly `compute`'s numbers and
+# types for every person of a batch: window edges to the microsecond, naive/aware/other-zone
+# instants, duplicates, future activities, empty timelines, and dates after 2038 (exact path).
+WIDE_SPECS = {**criteria().signals, **EXTRA_SIGNALS}
+EDGE_DAYS = sorted({spec.window_days for spec in WIDE_SPECS.values()})
+instants = st.one_of(
+    st.floats(min_value=-3, max_value=400, allow_nan=False).map(lambda d: timedelta(days=d)),
+    st.tuples(st.sampled_from([0, *EDGE_DAYS]), st.sampled_from([-1, 0, 1])).map(
+        lambda edge: timedelta(days=edge[0], microseconds=edge[1])
+    ),
+    # Whole days apart (gaps and returns exactly `within_days`, cadence spans exactly full).
+    st.tuples(st.integers(0, 40), st.integers(0, 23)).map(lambda d: timedelta(days=d[0], hours=d[1])),
+)
+batch_activity = st.builds(
+    lambda a, age, zone, version: Activity(
+        **{
+            **a.__dict__,
+            "occurred_at": _zoned(a.occurred_at.replace(microsecond=0) - age, zone),
+            "source_id": a.source_id[:1] if version else a.source_id,
+        }
+    ),
+    activities,
+    instants,
+    st.sampled_from(["utc", "naive", "plus2"]),
+    st.booleans(),
+)
+
+
+def _zoned(moment: datetime, zone: str) -> datetime:
+    if zone == "naive":
+        return moment.replace(tzinfo=None)
+    if zone == "plus2":
+        return moment.astimezone(timezone(timedelta(hours=2)))
+    return moment
+
+
+def _typed(values: dict[str, object]) -> dict[str, tuple[type, object]]:
+    return {name: (type(value), value) for name, value in values.items()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    timelines=st.lists(st.lists(batch_activity, max_size=20), max_size=6),
+    hours=st.integers(min_value=-48, max_value=48),
+    years=st.sampled_from([0, 0, 15]),
+)
+def test_column_wise_signals_equal_compute_for_every_person(
+    timelines: list[list[Activity]], hours: int, years: int
+) -> None:
+    shift = timedelta(days=365 * years)  # 15 years: after 2038, where the exact (timedelta) path runs
+    timelines = [
+        [Activity(**{**a.__dict__, "occurred_at": a.occurred_at + shift}) for a in t] for t in timelines
+    ]
+    now = NOW + shift + timedelta(hours=hours)
+    batch = WIDE.compute_many(timelines, now)
+    assert [_typed(values) for values in batch] == [_typed(WIDE.compute(t, now)) for t in timelines]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_column_wise_instants_are_exact_microseconds_in_any_year(moment: datetime) -> None:
+    exact = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert signal_batch._microseconds([moment, moment + timedelta(days=1)]).tolist() == [
+        exact,
+        exact + 86_400_000_000,
+    ]
+
+
+def test_column_wise_signals_count_gaps_of_exactly_within_days_as_returns() -> None:
+    def views(*days: int) -> list[Activity]:
+        return [
+            Activity("p", "page_view", NOW - timedelta(days=d), "hubspot", f"v{d}", url="https://a.example/")
+            for d in days
+        ]
+
+    # Active dates 10, 7, 3 and 0 days ago: gaps 3 (a return), 4 (not), 3 (a return).
+    timelines = [views(10, 7, 3, 0), views(), views(44, 41)]
+    batch = WIDE.compute_many(timelines, NOW)
+    assert [values["returns_45d"] for values in batch] == [2, 0, 1]
+    assert [values["gap_60d"] for values in batch] == [4, 0, 3]
+    assert batch == [WIDE.compute(t, NOW) for t in timelines]
+
+
+def test_column_wise_signals_forget_profiles_past_the_limit_and_still_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """URLs with tracking parameters never repeat: the profile tables are dropped and rebuilt."""
+    monkeypatch.setattr(signal_batch, "_PROFILE_LIMIT", 5)
+    calculator = SignalCalculator(WIDE_SPECS, criteria().activity_types)
+    timelines = [
+        [
+            Activity(
+                "p",
+                "page_view",
+                NOW - timedelta(days=d, hours=n),
+                "hubspot",
+                f"{n}-{d}",
+                url=f"https://acme.example/pricing?utm={n}-{d}",
+            )
+            for d in range(4)
+        ]
+        for n in range(10)
+    ]
+    for start in range(0, 10, 2):  # five batches; the tables pass the limit and are reset
+        chunk = timelines[start : start + 2]
+        assert calculator.compute_many(chunk, NOW) == [calculator.compute(t, NOW) for t in chunk]
+    assert calculator.compute_many([], NOW) == []
+    assert calculator.compute_many([[]], NOW) == [calculator.compute([], NOW)]
+    assert calculator.compute_many(timelines[:1], NOW)[0]["pricing_views_30d"] == 4
 
 
 PROPS = ["lifecyclestage", "hs_lead_status", "hubspot_owner_id", "firstname", "jobtitle"]

@@ -39,6 +39,7 @@ ALLOWED_IMPORTS = {
     "datetime",
     "itertools",
     "math",
+    "numpy",  # arithmetic on arrays (the column-wise signals): no I/O, no clock, no randomness used
     "operator",
     "re",
     "typing",
