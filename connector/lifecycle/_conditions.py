@@ -264,6 +264,7 @@ class ConditionGroup:
             _KeyExtractor.of(shortcut.condition) if shortcut is not None else None
             for shortcut in self._shortcuts
         )
+        self._quick = tuple(keys.quick for keys in self._keys)
 
     def holds(self, index: int, context: Mapping[str, Any]) -> bool:
         """Whether member `index` holds (an evaluation error counts as not holding).
@@ -305,14 +306,31 @@ class ConditionGroup:
 
     def matches(self, context: Mapping[str, Any]) -> tuple[bool, ...]:
         """Whether each member holds."""
-        return tuple(self.holds(index, context) for index in range(len(self.conditions)))
+        return tuple(self._hit(index, context) for index in range(len(self.conditions)))
 
     def first(self, context: Mapping[str, Any]) -> int | None:
         """Index of the first member that holds, or None (later members are not evaluated)."""
         for index in range(len(self.conditions)):
-            if self.holds(index, context):
+            if self._hit(index, context):
                 return index
         return None
+
+    def _hit(self, index: int, context: Mapping[str, Any]) -> bool:
+        """`holds`, trying the memo with the member's C-level key first (the common case).
+
+        This runs for every rule of every person; most calls are memo hits, so the hit path is one
+        getter call and one dict lookup. Anything unusual (a name missing, an unhashable value, a
+        miss) goes through `holds`.
+        """
+        quick = self._quick[index]
+        if quick is not None:
+            try:
+                cached = self._memos[index].get(quick(context))
+            except (KeyError, TypeError):
+                cached = None
+            if cached is not None:
+                return cached
+        return self.holds(index, context)
 
 
 class _KeyExtractor:
@@ -346,10 +364,17 @@ class _KeyExtractor:
             reads_lists="lists" in variables,
         )
 
+    @property
+    def quick(self) -> Callable[[Mapping[str, Any]], Hashable] | None:
+        """The C-level key for the common shape (raises KeyError/TypeError otherwise); equals `key`."""
+        return self._getter if self._only_top else self._fast
+
     def key(self, context: Mapping[str, Any]) -> Hashable:
         if self._only_top:
+            # The bare getter result: one value, or a tuple of values like the general form's
+            # (which, with no person or lists read, names the same inputs).
             try:
-                return ("top", self._getter(context))  # type: ignore[misc]
+                return self._getter(context)  # type: ignore[misc]
             except KeyError:
                 pass
         if self._fast is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import compress
 
 from connector.lifecycle._conditions import Condition, ConditionGroup
 from connector.mapping.expressions import expression_context
@@ -54,8 +55,7 @@ class FitScorer:
         context["fit_grade"] = ""
         context["person"] = person
         context["lists"] = lists
-        matched = self._group.matches(context)
-        total = sum(points for points, hit in zip(self._points, matched, strict=True) if hit)
+        total = sum(compress(self._points, self._group.matches(context)))
         return total, self.grade(total)
 
     def score(self, person: Mapping[str, FieldValue], signals: Mapping[str, int | float]) -> FitResult:
