@@ -374,7 +374,7 @@ class _KeyExtractor:
             # The bare getter result: one value, or a tuple of values like the general form's
             # (which, with no person or lists read, names the same inputs).
             try:
-                return self._getter(context)  # type: ignore[misc]
+                return self._getter(context)  # type: ignore[misc,no-any-return]
             except KeyError:
                 pass
         if self._fast is not None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from connector.lifecycle._conditions import Condition, ConditionGroup, Outcome, describe_values
 from connector.lifecycle.fit import FitScorer
@@ -76,6 +76,14 @@ class Verdict:
     fit_grade: str
     signals: dict[str, SignalValue]
     moved_back_by: str | None = None
+
+
+class Basis(NamedTuple):
+    """What every rule reads besides signals: the person's values and their fit."""
+
+    person: dict[str, FieldValue]
+    fit_score: int
+    fit_grade: str
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,24 @@ class CriteriaEvaluator:
         """Whether `other` computes the same signals from the same timeline (same definitions)."""
         mine, theirs = self._criteria, other.criteria
         return mine.signals == theirs.signals and mine.activity_types == theirs.activity_types
+
+    def same_fit(self, other: CriteriaEvaluator) -> bool:
+        """Whether `other` gives every person the same person values and fit (same definitions).
+
+        Fit rules may read signals, so the signals must be the same too.
+        """
+        mine, theirs = self._criteria, other.criteria
+        return (
+            self.same_signals(other)
+            and mine.fit == theirs.fit
+            and mine.lists == theirs.lists
+            and self._person_fields == other._person_fields
+        )
+
+    def basis(self, person: Mapping[str, FieldValue], signals: Mapping[str, SignalValue]) -> Basis:
+        """The person's values and fit as the bulk path reads them; shareable per `same_fit`."""
+        values = self.person_context(person)
+        return Basis(values, *self._fit.quick(values, signals, self._lists))
 
     def rank(self, stage: str) -> int:
         """Position of a canonical stage, lowest first (-1 for a stage the criteria do not know)."""
@@ -303,17 +329,18 @@ class CriteriaEvaluator:
         now: datetime,
         handoff: Handoff | None = None,
         signals: dict[str, SignalValue] | None = None,
+        basis: Basis | None = None,
     ) -> Verdict:
         """The same outcome as `evaluate`, without traces or reasons, memoised per rule group.
 
         `signals` may pass values already computed for this timeline and `now` by an evaluator
-        with the same signal definitions (`same_signals`): `simulate` compares two criteria
-        versions that usually differ only in rules, and the signals are most of the work.
+        with the same signal definitions (`same_signals`), and `basis` the person values and fit
+        of one with the same fit (`same_fit`): `simulate` compares two criteria versions that
+        usually differ only in rules, and signals and fit are most of the work.
         """
-        person_values = self.person_context(person)
         if signals is None:
             signals = self._signals.compute(timeline, now)
-        fit_score, fit_grade = self._fit.quick(person_values, signals, self._lists)
+        person_values, fit_score, fit_grade = basis or self.basis(person, signals)
         context = self.context(person_values, signals, fit_score, fit_grade)
         rule_index = self._rule_group.first(context)
         disqualifier_index = self._disqualifier_group.first(context)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 
-from connector.lifecycle.rules import CriteriaEvaluator, Handoff
+from connector.lifecycle.rules import Basis, CriteriaEvaluator, Handoff
 from connector.lifecycle.signals import SignalValue
 from connector.model import Activity, FieldValue
 
@@ -82,6 +82,7 @@ def _stage_of(
     now: datetime,
     carried: str | None,
     signals: dict[str, SignalValue] | None = None,
+    basis: Basis | None = None,
 ) -> tuple[str, str | None]:
     verdict = evaluator.verdict(
         person=person.person,
@@ -90,6 +91,7 @@ def _stage_of(
         now=now,
         handoff=person.handoff,
         signals=signals,
+        basis=basis,
     )
     return verdict.stage, verdict.rule
 
@@ -111,12 +113,15 @@ def compare(
     result = Comparison(as_of, current.version, proposed.version, list(current.criteria.stages))
     sales_owned = frozenset(current.criteria.sales_owned) | frozenset(proposed.criteria.sales_owned)
     per_transition: Counter[tuple[str, str]] = Counter()
+    same_fit = current.same_fit(proposed)
     for chunk in chunked(people, CHUNK):
         before_signals, after_signals = _both_signals(current, proposed, chunk, as_of)
         for person, signals_before, signals_after in zip(chunk, before_signals, after_signals, strict=True):
             held = person.current_stage if person.current_stage in sales_owned else None
-            before, rule_before = _stage_of(current, person, as_of, held, signals_before)
-            after, rule_after = _stage_of(proposed, person, as_of, held, signals_after)
+            # The same fit rules give the same fit: computed once for both versions.
+            basis = current.basis(person.person, signals_before) if same_fit else None
+            before, rule_before = _stage_of(current, person, as_of, held, signals_before, basis)
+            after, rule_after = _stage_of(proposed, person, as_of, held, signals_after, basis)
             result.people += 1
             result.current[before] += 1
             result.proposed[after] += 1

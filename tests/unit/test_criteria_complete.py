@@ -384,6 +384,25 @@ def test_compare_computes_signals_once_only_when_both_versions_define_them_alike
     assert same.current["mql"] == 1
 
 
+def test_compare_shares_the_fit_only_when_both_versions_score_it_alike() -> None:
+    # v2 gives no points for the seniority rule: p1 (fit exactly B) drops below the MQL threshold.
+    fit = criteria().fit
+    rules = [r.model_copy(update={"points": 0}) if r is fit.rules[0] else r for r in fit.rules]
+    other = CriteriaEvaluator(
+        criteria().model_copy(update={"fit": fit.model_copy(update={"rules": rules})}), "v2", person_fields()
+    )
+    assert evaluator().same_fit(evaluator())
+    assert not evaluator().same_fit(other)
+    result = compare(evaluator(), other, _people(), NOW, samples=5)
+    expected = [
+        (p.person_id, evaluator().verdict(person=p.person, timeline=p.timeline, current_stage=None, now=NOW).stage,
+         other.verdict(person=p.person, timeline=p.timeline, current_stage=None, now=NOW).stage)
+        for p in _people() if p.current_stage is None
+    ]  # fmt: skip
+    assert [(m.person_id, m.before, m.after) for m in result.moves] == [e for e in expected if e[1] != e[2]]
+    assert result.moves
+
+
 def test_history_replays_each_day_with_forward_only() -> None:
     days = history(evaluator(), evaluator(), _people, NOW - timedelta(days=2), NOW)
     assert len(days) == 3
