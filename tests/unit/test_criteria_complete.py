@@ -394,11 +394,13 @@ def test_compare_shares_the_fit_only_when_both_versions_score_it_alike() -> None
     assert evaluator().same_fit(evaluator())
     assert not evaluator().same_fit(other)
     result = compare(evaluator(), other, _people(), NOW, samples=5)
+
+    def stage(version: CriteriaEvaluator, p: SimPerson) -> str:
+        return version.verdict(person=p.person, timeline=p.timeline, current_stage=None, now=NOW).stage
+
     expected = [
-        (p.person_id, evaluator().verdict(person=p.person, timeline=p.timeline, current_stage=None, now=NOW).stage,
-         other.verdict(person=p.person, timeline=p.timeline, current_stage=None, now=NOW).stage)
-        for p in _people() if p.current_stage is None
-    ]  # fmt: skip
+        (p.person_id, stage(evaluator(), p), stage(other, p)) for p in _people() if not p.current_stage
+    ]
     assert [(m.person_id, m.before, m.after) for m in result.moves] == [e for e in expected if e[1] != e[2]]
     assert result.moves
 
