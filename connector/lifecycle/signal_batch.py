@@ -272,24 +272,37 @@ def _scores(
     if signal.half_life_days is not None:
         exponents = ((ages / _DAY_US) / signal.half_life_days).tolist()
         worth = worth * np.fromiter(map(pow, repeat(0.5), exponents), dtype=np.float64, count=len(exponents))
-    contributions: list[float] = worth.tolist()
+    if len(worth) == 0:
+        return [0.0] * people
+    # Groups are (person, type) runs. A group of one sums to its value and a person with one
+    # group totals to it, exactly as fsum would: only longer runs go through fsum.
     group = who * len(types) + type_ids
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, np.int64)
-    ends = [*starts[1:].tolist(), len(group)] if len(group) else []
-    totals: list[list[float]] = [[] for _ in range(people)]
-    caps = [signal.caps.get(name) for name in types]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    subtotals = worth[starts]
+    _fsum_runs(subtotals, worth, starts, sizes)
+    caps = np.array([math.inf if cap is None else cap for cap in (signal.caps.get(t) for t in types)])
+    subtotals = np.minimum(subtotals, caps[type_ids[starts]])
+    owners = who[starts]
+    firsts = np.searchsorted(owners, np.arange(people))
+    counts = np.bincount(owners, minlength=people)
+    totals = np.where(counts > 0, subtotals[np.minimum(firsts, len(owners) - 1)], 0.0)
+    _fsum_runs(totals, subtotals, firsts, counts)
+    if signal.cap is not None:
+        totals = np.minimum(totals, signal.cap)
+    return [round(total, 2) + 0.0 for total in totals.tolist()]
+
+
+def _fsum_runs(
+    out: npt.NDArray[np.float64], values: npt.NDArray[np.float64], starts: IntArray, sizes: IntArray
+) -> None:
+    """out[i] = fsum(values[starts[i] : starts[i] + sizes[i]]) wherever sizes[i] > 1."""
+    runs = np.flatnonzero(sizes > 1)
+    if len(runs) == 0:
+        return
+    plain = values.tolist()
     fsum = math.fsum
-    for start, end, person, type_id in zip(
-        starts.tolist(), ends, who[starts].tolist(), type_ids[starts].tolist(), strict=True
-    ):
-        subtotal = fsum(contributions[start:end])
-        cap = caps[type_id]
-        totals[person].append(subtotal if cap is None else min(subtotal, cap))
-    values: list[SignalValue] = []
-    overall = signal.cap
-    for parts in totals:
-        total = fsum(parts)
-        if overall is not None:
-            total = min(total, overall)
-        values.append(round(total, 2) + 0.0)
-    return values
+    out[runs] = [
+        fsum(plain[first : first + size])
+        for first, size in zip(starts[runs].tolist(), sizes[runs].tolist(), strict=True)
+    ]

@@ -115,6 +115,13 @@ EXTRA_SIGNALS = {
     "cadence_plain_10d": SignalSpec(kind="cadence", window_days=10, span_days=3),
     "email_1d": SignalSpec(kind="count", window_days=1, channels=["email"]),
     "web_score_90d": SignalSpec(kind="score", window_days=90, points={"page_view": 2.5}, cap=7),
+    "capped_score_60d": SignalSpec(
+        kind="score",
+        window_days=60,
+        points={"page_view": 3, "chat": 1.5},
+        caps={"page_view": 5},
+        half_life_days=9,
+    ),
     "demo_days_30d": SignalSpec(kind="distinct_days", window_days=30, name_patterns=["(?i)demo"]),
 }
 WIDE = SignalCalculator({**criteria().signals, **EXTRA_SIGNALS}, criteria().activity_types)
