@@ -126,7 +126,7 @@ class CriteriaEvaluator:
         self._criteria = criteria
         self._version = criteria_version
         self._person_fields = dict(person_fields)
-        self._zeros = tuple((name, ZERO_VALUES.get(kind, "")) for name, kind in self._person_fields.items())
+        self._zero_map = {name: ZERO_VALUES.get(kind, "") for name, kind in self._person_fields.items()}
         self._rank = {stage: index for index, stage in enumerate(criteria.stages)}
         self._sales_owned = frozenset(criteria.sales_owned)
         self._signals = SignalCalculator(criteria.signals, criteria.activity_types)
@@ -195,13 +195,16 @@ class CriteriaEvaluator:
 
     def person_context(self, person: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
         """The `person` conditions see: declared fields (missing -> typed zero) plus `email_domain`."""
-        values: dict[str, FieldValue] = {key: value for key, value in person.items() if value is not None}
-        if values.get("email_domain") is None:
+        # Zeros first, then every present value over them (C-level dict operations: this runs per
+        # person in simulate).
+        values: dict[str, FieldValue] = dict(self._zero_map)
+        if None in person.values():
+            values.update((key, value) for key, value in person.items() if value is not None)
+        else:
+            values.update(person)
+        if person.get("email_domain") is None:
             email = person.get("email")
             values["email_domain"] = email_domain(email if isinstance(email, str) else None)
-        for name, zero in self._zeros:
-            if name not in values:
-                values[name] = zero
         return values
 
     def context(
