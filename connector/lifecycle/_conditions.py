@@ -19,6 +19,8 @@ from connector.model import FieldValue
 _PERSON_ATTR = re.compile(r"\bperson\s*\.\s*([A-Za-z_]\w*)")
 _PERSON_INDEX = re.compile(r"""\bperson\s*\[\s*["']([^"']+)["']\s*\]""")
 _MEMO_SIZE = 65_536
+_REGEX_FIRST_AFTER = 4_096
+"""Distinct inputs after which a member with a regex shortcut is keyed on its regex results first."""
 _MISSING = ("<missing>",)
 _FAST = object()
 """First item of the keys `_KeyExtractor._fast_key` builds: equal to nothing else."""
@@ -220,6 +222,29 @@ def regex_shortcut(expression: Expression) -> RegexShortcut | None:
     return RegexShortcut(Condition.of(rewritten), tuple(calls))
 
 
+_MACRO_CALL = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+
+
+def macro_bound_only(source: str) -> frozenset[str]:
+    """Names bound by a macro (`x` in `list.exists(x, ...)`) and never read outside one.
+
+    The CEL binding lists them among the variables, but they are not inputs: keeping them in a
+    memo key would put a name no context has into it, and every lookup would miss.
+    """
+    masked = _mask_literals(source)
+    bound: set[str] = set()
+    outside = list(masked)
+    for call in _MACRO_CALL.finditer(masked):
+        bound.add(call.group(1))
+        depth, index = 1, call.end()
+        while index < len(masked) and depth:
+            depth += {"(": 1, ")": -1}.get(masked[index], 0)
+            index += 1
+        outside[call.start() : index] = " " * (index - call.start())
+    rest = "".join(outside)
+    return frozenset(name for name in bound if not re.search(rf"(?<![\w.]){re.escape(name)}\b", rest))
+
+
 def _mask_literals(source: str) -> str:
     """`source` with the inside of every string literal blanked (same length)."""
     chars = list(source)
@@ -265,6 +290,7 @@ class ConditionGroup:
             for shortcut in self._shortcuts
         )
         self._quick = tuple(keys.quick for keys in self._keys)
+        self._regex_first = [False] * len(self.conditions)
 
     def holds(self, index: int, context: Mapping[str, Any]) -> bool:
         """Whether member `index` holds (an evaluation error counts as not holding).
@@ -273,29 +299,44 @@ class ConditionGroup:
         countries repeat, so most calls end there. On a miss a condition with a regex shortcut
         runs Python's `re` (its own memo keys on the match results, which also pays for values
         unique per person such as the email), anything else runs CEL; both answers are stored
-        under the plain key.
+        under the plain key. A member with a shortcut whose plain memo reaches
+        `_REGEX_FIRST_AFTER` distinct inputs is keyed on its regex results first from then on.
         """
         memo = self._memos[index]
         key = self._keys[index].key(context)
         cached = memo.get(key)
         if cached is not None:
             return cached
-        shortcut = self._shortcuts[index]
-        person = context.get("person")
-        if shortcut is not None and isinstance(person, Mapping):
-            flags = shortcut.flags(person)
-            shortcut_key = self._shortcut_keys[index]
-            if flags is not None and shortcut_key is not None:
-                fast_key: Hashable = ("re", shortcut_key.key(context), tuple(flags.values()))
-                cached = memo.get(fast_key)
-                if cached is None:
-                    fast = shortcut.condition
-                    cached = fast._run({**fast.narrow(context), **flags})[0]
-                    self._remember(memo, fast_key, cached)
+        cached = self._by_regex_results(index, context)
         if cached is None:
             condition = self.conditions[index]
             cached = condition._run(condition.narrow(context))[0]
-        self._remember(memo, key, cached)
+        if self._shortcuts[index] is not None and len(memo) >= _REGEX_FIRST_AFTER:
+            # Inputs this varied (an email per person) rarely repeat: from now on key this member
+            # on its regex results only, and stop filling the memo with keys never seen again.
+            self._regex_first[index] = True
+            memo.clear()
+        else:
+            self._remember(memo, key, cached)
+        return cached
+
+    def _by_regex_results(self, index: int, context: Mapping[str, Any]) -> bool | None:
+        """The answer keyed on the member's regex results (None when it has no usable shortcut)."""
+        shortcut = self._shortcuts[index]
+        shortcut_key = self._shortcut_keys[index]
+        person = context.get("person")
+        if shortcut is None or shortcut_key is None or not isinstance(person, Mapping):
+            return None
+        flags = shortcut.flags(person)
+        if flags is None:
+            return None
+        memo = self._memos[index]
+        fast_key: Hashable = ("re", shortcut_key.key(context), tuple(flags.values()))
+        cached = memo.get(fast_key)
+        if cached is None:
+            fast = shortcut.condition
+            cached = fast._run({**fast.narrow(context), **flags})[0]
+            self._remember(memo, fast_key, cached)
         return cached
 
     @staticmethod
@@ -322,6 +363,10 @@ class ConditionGroup:
         getter call and one dict lookup. Anything unusual (a name missing, an unhashable value, a
         miss) goes through `holds`.
         """
+        if self._regex_first[index]:
+            answer = self._by_regex_results(index, context)
+            if answer is not None:
+                return answer
         quick = self._quick[index]
         if quick is not None:
             try:
@@ -357,7 +402,11 @@ class _KeyExtractor:
         keys = condition.members.get("person")
         return cls(
             top=tuple(
-                sorted(name for name in variables - _STATIC_NAMES if not name.startswith(_SHORTCUT_VAR))
+                sorted(
+                    name
+                    for name in variables - _STATIC_NAMES - macro_bound_only(condition.source)
+                    if not name.startswith(_SHORTCUT_VAR)
+                )
             ),
             person_keys=tuple(sorted(keys)) if keys is not None else None,
             reads_person="person" in variables,

@@ -586,6 +586,47 @@ def test_bulk_conditions_with_regexes_agree_with_cel_for_any_text(title: str, em
     assert group.matches(context) == tuple(c.evaluate(context).matched for c in conditions)
 
 
+def test_a_member_seeing_a_new_email_per_person_switches_to_its_regex_results() -> None:
+    """One email per person never repeats: the plain memo stops growing, answers stay CEL's."""
+    from connector.lifecycle import _conditions
+    from connector.lifecycle._conditions import Condition, ConditionGroup
+
+    test_record = next(r.when for r in criteria().disqualifiers if r.name == "test_record")
+    condition = Condition.compile(test_record)
+    group = ConditionGroup([condition])
+    emails = [
+        f"{'test+' if n % 7 == 0 else 'p'}{n}@{'example.com' if n % 11 == 0 else 'acme.io'}"
+        for n in range(6000)
+    ]
+    for email in emails:
+        context = evaluator().context(evaluator().person_context({"email": email}), {}, 0, "")
+        assert group.first(context) == (0 if condition.evaluate(context).matched else None), email
+    assert group._regex_first == [True]
+    assert len(group._memos[0]) < _conditions._REGEX_FIRST_AFTER
+    assert sum(group.first(evaluator().context(evaluator().person_context({"email": e}), {}, 0, "")) == 0
+               for e in emails) == len([n for n in range(6000) if n % 7 == 0 or n % 11 == 0])  # fmt: skip
+
+
+def test_macro_bound_names_stay_out_of_memo_keys_unless_also_read_outside() -> None:
+    from connector.lifecycle._conditions import Condition, ConditionGroup, macro_bound_only
+
+    served = "lists.served.exists(c, c.lower() == person.country.trim().lower())"
+    assert macro_bound_only(served) == {"c"}
+    assert macro_bound_only('c > 1 && lists.served.exists(c, c == "x")') == set()
+    assert macro_bound_only('[1].map(x, x * 2).size() > 0 && lists.s.all(y, y != "y(")') == {"x", "y"}
+    group = ConditionGroup([Condition.compile(served)])
+    lists = {"served": ["Germany", "France"]}
+    calls = []
+    group.holds = lambda index, context: calls.append(index) or ConditionGroup.holds(group, index, context)  # type: ignore[method-assign]
+    answers = [
+        group.first({"person": {"country": country}, "lists": lists}) for country in ["germany ", "Peru"] * 3
+    ]
+    assert answers == [0, None] * 3
+    assert len(calls) == 2  # each country once; repeats are memo hits on the C-level key
+    shadowed = ConditionGroup([Condition.compile('c > 1 && lists.served.exists(c, c == "France")')])
+    assert [shadowed.first({"c": c, "lists": lists}) for c in (2, 0, 2, 0)] == [0, None, 0, None]
+
+
 def test_bulk_memo_keys_keep_cel_types_apart() -> None:
     """1, 1.0 and true hash alike in Python; the memo key must not let one answer for another."""
     from connector.lifecycle._conditions import Condition, ConditionGroup
