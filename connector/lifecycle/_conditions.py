@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from connector.lifecycle.compiled import compile_first
 from connector.mapping.expressions import Expression, ExpressionError, compile_expression
 from connector.model import FieldValue
 
@@ -280,8 +281,12 @@ class ConditionGroup:
     returns what CEL returned for the same inputs; CEL is pure, so that is what it would return.
     """
 
-    def __init__(self, conditions: Sequence[Condition]) -> None:
+    def __init__(self, conditions: Sequence[Condition], types: Mapping[str, str] | None = None) -> None:
+        """`types` (name -> "int", "double" or "string") lets plain comparisons be compiled."""
         self.conditions = tuple(conditions)
+        compiled = compile_first([c.source for c in self.conditions], types) if types else None
+        self._compiled = compiled[0] if compiled else None
+        self.compiled_count = compiled[1] if compiled else 0
         self._keys = tuple(_KeyExtractor.of(condition) for condition in self.conditions)
         self._memos: tuple[dict[Hashable, bool], ...] = tuple({} for _ in self.conditions)
         self._shortcuts = tuple(regex_shortcut(condition.expression) for condition in self.conditions)
@@ -350,7 +355,16 @@ class ConditionGroup:
         return tuple(self._hit(index, context) for index in range(len(self.conditions)))
 
     def first(self, context: Mapping[str, Any]) -> int | None:
-        """Index of the first member that holds, or None (later members are not evaluated)."""
+        """Index of the first member that holds, or None (later members are not evaluated).
+
+        Members in the compiled subset run as Python (`compiled`); a name missing or of another
+        type than declared sends the whole call through the memoised CEL path instead.
+        """
+        if self._compiled is not None:
+            try:
+                return self._compiled(context, self._hit)
+            except (KeyError, TypeError):
+                pass
         for index in range(len(self.conditions)):
             if self._hit(index, context):
                 return index

@@ -134,8 +134,10 @@ class CriteriaEvaluator:
         self._rules = tuple((rule, Condition.compile(rule.when)) for rule in criteria.rules)
         self._disqualifiers = tuple((rule, Condition.compile(rule.when)) for rule in criteria.disqualifiers)
         self._recycle = tuple((rule, Condition.compile(rule.when)) for rule in criteria.recycle)
-        self._rule_group = ConditionGroup([c for _, c in self._rules])
-        self._disqualifier_group = ConditionGroup([c for _, c in self._disqualifiers])
+        # Stage rules over signals and fit compile to Python (`compiled`); the rest stay CEL.
+        types = {**self._signals.types, "fit_score": "int", "fit_grade": "string"}
+        self._rule_group = ConditionGroup([c for _, c in self._rules], types)
+        self._disqualifier_group = ConditionGroup([c for _, c in self._disqualifiers], types)
         self._recycle_group = ConditionGroup([c for _, c in self._recycle])
         self._lists = {name: list(values) for name, values in criteria.lists.items()}
         self._accepting_statuses = frozenset(criteria.acceptance.lead_statuses)
