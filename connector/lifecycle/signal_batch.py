@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import attrgetter, sub
 from typing import TYPE_CHECKING
 
@@ -131,16 +131,20 @@ class BatchSignals:
         kept = [unique_activities(timeline) for timeline in timelines]
         lengths = np.fromiter(map(len, kept), dtype=np.int64, count=people)
         flat: list[Activity] = list(chain.from_iterable(kept))
-        total = len(flat)
-        rows = np.fromiter(map(self._profiles.__getitem__, map(_KEY, flat)), dtype=np.int64, count=total)
         stamps = _microseconds(list(map(_AT, flat)))
-        now_us = _microseconds([as_utc(now)])[0]
-        declared, match, anchor = self._arrays()
-        today = int(now_us // _DAY_US)
+        now_us = int(_microseconds([as_utc(now)])[0])
+        today = now_us // _DAY_US
         owner = np.repeat(np.arange(people, dtype=np.int64), lengths)
         age = now_us - stamps
         longest = max((signal.window_days for signal in self._signals), default=0) * _DAY_US
-        inside = declared[rows] & (age >= 0) & (age < longest)
+        # Only activities inside the longest window are profiled (a timeline holds years).
+        recent = (age >= 0) & (age < longest)
+        if not recent.all():
+            flat = list(compress(flat, recent.tolist()))
+            owner, age, stamps = owner[recent], age[recent], stamps[recent]
+        rows = np.fromiter(map(self._profiles.__getitem__, map(_KEY, flat)), dtype=np.int64, count=len(flat))
+        declared, match, anchor = self._arrays()
+        inside = declared[rows]
         owner, rows, age, stamps = owner[inside], rows[inside], age[inside], stamps[inside]
         day = stamps // _DAY_US  # days since the epoch: UTC calendar dates
         return [
