@@ -99,6 +99,7 @@ def _search_any(patterns: tuple[re.Pattern[str], ...], text: str | None) -> bool
 
 
 _SOURCE_KEY = attrgetter("source", "source_id")
+_SOURCE_ID = attrgetter("source_id")
 _CHANNEL = itemgetter(2)
 _DATE = itemgetter(3)
 
@@ -423,6 +424,9 @@ class SignalCalculator:
 
 def unique_activities(timeline: Sequence[Activity]) -> Sequence[Activity]:
     """One activity per (source, source_id); of two versions, the same one whatever the order."""
+    # Distinct ids alone prove distinct pairs, and need no pair built per activity.
+    if len(set(map(_SOURCE_ID, timeline))) == len(timeline):
+        return timeline
     if len(set(map(_SOURCE_KEY, timeline))) == len(timeline):
         return timeline
     kept: dict[tuple[str, str], Activity] = {}
