@@ -79,11 +79,15 @@ class Verdict:
 
 
 class Basis(NamedTuple):
-    """What every rule reads besides signals: the person's values and their fit."""
+    """What every rule reads besides signals: the person's values and their fit; optionally the
+    whole rule context and the disqualifier found in it (shareable per `same_disqualifiers`)."""
 
     person: dict[str, FieldValue]
     fit_score: int
     fit_grade: str
+    context: dict[str, Any] | None = None
+    disqualifier: int | None = None
+    disqualifier_known: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,10 +179,29 @@ class CriteriaEvaluator:
             and self._person_fields == other._person_fields
         )
 
-    def basis(self, person: Mapping[str, FieldValue], signals: Mapping[str, SignalValue]) -> Basis:
-        """The person's values and fit as the bulk path reads them; shareable per `same_fit`."""
+    def same_disqualifiers(self, other: CriteriaEvaluator) -> bool:
+        """Whether `other` disqualifies every person alike (same fit, signals and disqualifiers)."""
+        return self.same_fit(other) and self._criteria.disqualifiers == other.criteria.disqualifiers
+
+    def basis(
+        self,
+        person: Mapping[str, FieldValue],
+        signals: Mapping[str, SignalValue],
+        *,
+        disqualifier: bool = False,
+    ) -> Basis:
+        """The person's values and fit as the bulk path reads them; shareable per `same_fit`.
+
+        With `disqualifier`, also the rule context and the first disqualifier that holds in it,
+        shareable per `same_disqualifiers` (the context is never changed in place).
+        """
         values = self.person_context(person)
-        return Basis(values, *self._fit.quick(values, signals, self._lists))
+        fit_score, fit_grade = self._fit.quick(values, signals, self._lists)
+        if not disqualifier:
+            return Basis(values, fit_score, fit_grade)
+        context = self.context(values, signals, fit_score, fit_grade)
+        found = self._disqualifier_group.first(context)
+        return Basis(values, fit_score, fit_grade, context, found, disqualifier_known=True)
 
     def rank(self, stage: str) -> int:
         """Position of a canonical stage, lowest first (-1 for a stage the criteria do not know)."""
@@ -345,10 +368,15 @@ class CriteriaEvaluator:
         """
         if signals is None:
             signals = self._signals.compute(timeline, now)
-        person_values, fit_score, fit_grade = basis or self.basis(person, signals)
-        context = self.context(person_values, signals, fit_score, fit_grade)
+        shared = basis or self.basis(person, signals)
+        person_values, fit_score, fit_grade = shared.person, shared.fit_score, shared.fit_grade
+        context = shared.context
+        if context is None:
+            context = self.context(person_values, signals, fit_score, fit_grade)
         rule_index = self._rule_group.first(context)
-        disqualifier_index = self._disqualifier_group.first(context)
+        disqualifier_index = (
+            shared.disqualifier if shared.disqualifier_known else self._disqualifier_group.first(context)
+        )
         rule = self._rules[rule_index][0] if rule_index is not None else None
         disqualifier = self._disqualifiers[disqualifier_index][0] if disqualifier_index is not None else None
         settled = self._settle(rule, disqualifier, current_stage)
@@ -357,7 +385,7 @@ class CriteriaEvaluator:
         recycled: str | None = None
         moved_back = settled.moved_back
         if self._recyclable(settled, disqualifier is not None, current_stage, handoff):
-            context |= self._handoff_names(settled.stage, timeline, now, handoff)
+            context = context | self._handoff_names(settled.stage, timeline, now, handoff)
             for index, (candidate, _condition) in enumerate(self._recycle):
                 if settled.stage in candidate.stages and self._recycle_group.holds(index, context):
                     lead_status, recycled = candidate.lead_status, candidate.name

@@ -113,19 +113,23 @@ def compare(
     result = Comparison(as_of, current.version, proposed.version, list(current.criteria.stages))
     sales_owned = frozenset(current.criteria.sales_owned) | frozenset(proposed.criteria.sales_owned)
     per_transition: Counter[tuple[str, str]] = Counter()
+    matrix = result.matrix
     same_fit = current.same_fit(proposed)
+    same_disqualifiers = current.same_disqualifiers(proposed)
     for chunk in chunked(people, CHUNK):
         before_signals, after_signals = _both_signals(current, proposed, chunk, as_of)
         for person, signals_before, signals_after in zip(chunk, before_signals, after_signals, strict=True):
             held = person.current_stage if person.current_stage in sales_owned else None
-            # The same fit rules give the same fit: computed once for both versions.
-            basis = current.basis(person.person, signals_before) if same_fit else None
+            # The same fit rules give the same fit, and the same disqualifiers the same
+            # disqualifier: computed once for both versions.
+            basis = (
+                current.basis(person.person, signals_before, disqualifier=same_disqualifiers)
+                if same_fit
+                else None
+            )
             before, rule_before = _stage_of(current, person, as_of, held, signals_before, basis)
             after, rule_after = _stage_of(proposed, person, as_of, held, signals_after, basis)
-            result.people += 1
-            result.current[before] += 1
-            result.proposed[after] += 1
-            result.matrix[(before, after)] += 1
+            matrix[(before, after)] += 1
             if before != after:
                 move = Move(person.person_id, person.label, before, after, rule_before, rule_after)
                 result.moves.append(move)
@@ -134,6 +138,11 @@ def compare(
                     result.samples.append(_explained(current, proposed, person, as_of, held, move))
         if progress is not None:
             progress(len(chunk))
+    # Counts per stage follow from the transition matrix (one counter per person, not three).
+    for (before, after), count in matrix.items():
+        result.people += count
+        result.current[before] += count
+        result.proposed[after] += count
     return result
 
 

@@ -405,6 +405,35 @@ def test_compare_shares_the_fit_only_when_both_versions_score_it_alike() -> None
     assert result.moves
 
 
+def test_compare_shares_the_disqualifier_only_when_both_versions_disqualify_alike() -> None:
+    # v2 drops the student disqualifier: a student with a demo request moves up under v2 only.
+    other = CriteriaEvaluator(
+        criteria().model_copy(
+            update={"disqualifiers": [d for d in criteria().disqualifiers if d.name != "student"]}
+        ),
+        "v2",
+        person_fields(),
+    )
+    assert evaluator().same_disqualifiers(evaluator())
+    assert other.same_fit(evaluator())
+    assert not evaluator().same_disqualifiers(other)
+    student = SimPerson(
+        "s1", "s@uni.edu", {**FIT_A, "title": "Student", "email": "s@uni.edu"},
+        [act("form_submission", 1, name="Request a demo")],
+    )  # fmt: skip
+    result = compare(evaluator(), other, [*_people(), student], NOW)
+    moved = {(m.person_id, m.after) for m in result.moves}
+    before = evaluator().verdict(
+        person=student.person, timeline=student.timeline, current_stage=None, now=NOW
+    )
+    after = other.verdict(person=student.person, timeline=student.timeline, current_stage=None, now=NOW)
+    assert before.disqualified_by == "student"
+    assert after.disqualified_by is None
+    assert moved == {("s1", after.stage)}
+    assert result.people == 5
+    assert sum(result.current.values()) == sum(result.proposed.values()) == 5
+
+
 def test_history_replays_each_day_with_forward_only() -> None:
     days = history(evaluator(), evaluator(), _people, NOW - timedelta(days=2), NOW)
     assert len(days) == 3
