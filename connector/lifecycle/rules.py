@@ -147,6 +147,7 @@ class CriteriaEvaluator:
         self._accepting_statuses = frozenset(criteria.acceptance.lead_statuses)
         self._accepting_types = frozenset(criteria.acceptance.activity_types)
         self._gap_finder = GapFinder(criteria)
+        self._settled: dict[tuple[int | None, int | None, str | None], _Settled] = {}
         self._check_stage_names()
 
     @property
@@ -379,7 +380,14 @@ class CriteriaEvaluator:
         )
         rule = self._rules[rule_index][0] if rule_index is not None else None
         disqualifier = self._disqualifiers[disqualifier_index][0] if disqualifier_index is not None else None
-        settled = self._settle(rule, disqualifier, current_stage)
+        # Few (rule, disqualifier, current stage) combinations exist, and settling is pure.
+        settle_key = (rule_index, disqualifier_index, current_stage)
+        settled = self._settled.get(settle_key)
+        if settled is None:
+            settled = self._settle(rule, disqualifier, current_stage)
+            if len(self._settled) >= 4096:  # stages from the CRM are free text: stay bounded
+                self._settled.clear()
+            self._settled[settle_key] = settled
         stage = settled.stage
         lead_status = settled.lead_status
         recycled: str | None = None
