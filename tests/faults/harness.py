@@ -8,8 +8,6 @@ INVALID_SESSION_ID, UNABLE_TO_LOCK_ROW...) map onto the same verbs. Endpoints ar
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from virtual_time import PacerClock, pace_virtually
 
 from connector.cli import main
-from connector.crm.pacing import Pacer, PacingLimits
 from connector.crm.retry import RetryPolicy
 from connector.sandbox.demo_data import MIN_PEOPLE, build_demo_portal
 from connector.sandbox.hubspot_app import HubSpotEmulator
@@ -208,30 +206,10 @@ def conflicting_writes(writes: list[tuple[str, str, str]]) -> dict[tuple[str, st
     return {k: v for k, v in seen.items() if len(v) > 1}
 
 
-class PacerClock:
-    """The pacer's clock in fault tests: real time plus every wait the pacer took, and a `sleep`
-    that records the wait and moves the clock instead of sleeping. With the retry waits injected,
-    the pause a 429 imposes on the pacer (`penalise`) would otherwise be slept for real."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self._skipped = 0.0
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return time.monotonic() + self._skipped
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.waits.append(seconds)
-            self._skipped += seconds
-
-
 @dataclass
 class Runner:
     """Runs the CLI against one harness and one state database, recording retry waits (`sleeps`)
-    and the pacer's waits (`paced`); neither is slept."""
+    and the pacer's waits (`clock.waits`); neither is slept."""
 
     harness: CrmHarness
     state_url: str
@@ -239,10 +217,6 @@ class Runner:
     sleeps: list[float] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     clock: PacerClock = field(default_factory=PacerClock)
-
-    @property
-    def paced(self) -> list[float]:
-        return self.clock.waits
 
     def __post_init__(self) -> None:
         import connector.crm.factory as factory
@@ -253,11 +227,8 @@ class Runner:
                 max_attempts=settings.max_attempts, max_wait=settings.backoff_max, sleep=self.sleeps.append
             )
 
-        def pacer(limits: PacingLimits) -> Pacer:
-            return Pacer(limits, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
-
         self.monkeypatch.setattr(factory, "retry_policy", policy)
-        self.monkeypatch.setattr(factory, "Pacer", pacer)
+        pace_virtually(self.monkeypatch, self.clock)
         self.monkeypatch.setattr(cli.out, "width", 200)  # tables unfolded, so assertions read them
         self.monkeypatch.setenv("CONNECTOR_STATE_URL", self.state_url)
         self.monkeypatch.setenv("CONNECTOR_MAPPINGS_DIR", str(REPO / "mappings"))
