@@ -137,6 +137,13 @@ def test_four_shards_decide_everyone_once_and_match_one_process(
     assert strip == {email: d[:-1] for email, d in alone["decisions"].items()}
 
 
+@pytest.fixture
+def demo(now: datetime):  # type: ignore[no-untyped-def]
+    """The shared demo fixture's portal with 300 people: more than one search page (200), so a
+    shard stopped after its first page has a page left to resume."""
+    return build_demo_portal(now, seed=7, people=300)
+
+
 def test_a_stopped_shard_resumes_where_it_stopped(
     demo, hubspot_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
