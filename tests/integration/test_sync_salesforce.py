@@ -139,15 +139,18 @@ def _soql_object(request) -> str:  # type: ignore[no-untyped-def]
     return q.split(" FROM ", 1)[1].split(" ", 1)[0] if " FROM " in q else "(next page)"
 
 
-def test_api_calls_for_5000_leads_are_the_pages_needed(
+LEADS = 4_100  # three query pages of up to 2,000: the last reached by following nextRecordsUrl twice
+
+
+def test_api_calls_for_three_pages_of_leads_are_the_pages_needed(
     sf_sandbox, sf_clock: Clock, salesforce_only: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """Reads: limits 1 + User 1 + queues 1 + Campaign 1 + Lead ceil(5000/2000) + Contact 1 + one query
+    """Reads: limits 1 + User 1 + queues 1 + Campaign 1 + Lead ceil(LEADS/2000) + Contact 1 + one query
     per activity object (Task, Event, CampaignMember). Writes: ceil(changed / 200)."""
     store = sf_sandbox.store
     owner = add_user(store, "Ana")
     changed = 450  # competitors: the disqualifier sets Marketing Status "Unqualified"
-    for i in range(5000):
+    for i in range(LEADS):
         domain = "rivalsoft.com" if i < changed else "example-co.com"
         add_lead(
             store,
@@ -168,7 +171,7 @@ def test_api_calls_for_5000_leads_are_the_pages_needed(
         objects = [_soql_object(r) for r in store.requests if _kind(r.path) == "query"]
         assert kinds.count("write") == math.ceil(changed / 200)
         assert kinds.count("limits") == 1
-        pages = math.ceil(5000 / 2000)
+        pages = math.ceil(LEADS / 2000)
         assert objects.count("Lead") == 1
         assert objects.count("(next page)") == pages - 1
         assert sorted(set(objects) - {"(next page)"}) == [
