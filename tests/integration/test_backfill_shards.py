@@ -36,7 +36,7 @@ from connector.state.store import StateStore
 pytestmark = pytest.mark.integration
 SHARDS = 4
 SINCE = "2000-01-01"
-PEOPLE = 160  # the demo's personas (141) and a few filler people: every shape, in seconds
+PEOPLE = 160  # the demo's personas (154) and a few filler people: every shape, in seconds
 
 
 @pytest.fixture
