@@ -19,6 +19,9 @@ MAPPINGS = REPO / "mappings"
 # CONNECTOR_* variable on purpose: those are cleared for every test.
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
+DEMO_PEOPLE = 160
+"""The `demo` portal's size: every persona once (the demo's minimum, 154) and a few filler people.
+Each sync over it reads and decides everyone, so a bigger demo only makes the tests slower."""
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +100,7 @@ def demo(now: datetime):  # type: ignore[no-untyped-def]
     """(store, expected outcomes) of a freshly generated demo portal."""
     from connector.sandbox.demo_data import build_demo_portal
 
-    return build_demo_portal(now, seed=7, people=300)
+    return build_demo_portal(now, seed=7, people=DEMO_PEOPLE)
 
 
 @pytest.fixture

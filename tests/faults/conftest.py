@@ -13,6 +13,7 @@ from .harness import HARNESSES, CrmHarness, OwnedState, Runner
 
 NOW = datetime.now(UTC)
 _REFERENCE: dict[str, OwnedState] = {}
+_REQUESTS: dict[str, dict[str, int]] = {}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -38,4 +39,11 @@ def reference(harness: CrmHarness, tmp_path_factory: pytest.TempPathFactory) -> 
         clean.close()
         assert code == 0
         _REFERENCE[harness.crm] = clean.state()
+        _REQUESTS[harness.crm] = {role: clean.requests(role) for role in ("any", "write")}
     return _REFERENCE[harness.crm]
+
+
+@pytest.fixture
+def clean_requests(harness: CrmHarness, reference: OwnedState) -> dict[str, int]:
+    """How many requests of each role ("any", "write") the uninterrupted run behind `reference` made."""
+    return _REQUESTS[harness.crm]

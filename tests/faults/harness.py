@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from virtual_time import PacerClock, pace_virtually
 
 from connector.cli import main
 from connector.crm.retry import RetryPolicy
@@ -207,13 +208,15 @@ def conflicting_writes(writes: list[tuple[str, str, str]]) -> dict[tuple[str, st
 
 @dataclass
 class Runner:
-    """Runs the CLI against one harness and one state database, recording retry waits."""
+    """Runs the CLI against one harness and one state database, recording retry waits (`sleeps`)
+    and the pacer's waits (`clock.waits`); neither is slept."""
 
     harness: CrmHarness
     state_url: str
     monkeypatch: pytest.MonkeyPatch
     sleeps: list[float] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    clock: PacerClock = field(default_factory=PacerClock)
 
     def __post_init__(self) -> None:
         import connector.crm.factory as factory
@@ -225,6 +228,7 @@ class Runner:
             )
 
         self.monkeypatch.setattr(factory, "retry_policy", policy)
+        pace_virtually(self.monkeypatch, self.clock)
         self.monkeypatch.setattr(cli.out, "width", 200)  # tables unfolded, so assertions read them
         self.monkeypatch.setenv("CONNECTOR_STATE_URL", self.state_url)
         self.monkeypatch.setenv("CONNECTOR_MAPPINGS_DIR", str(REPO / "mappings"))

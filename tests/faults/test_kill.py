@@ -16,26 +16,14 @@ import os
 import signal
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from connector.state.store import StateStore
 
-from .conftest import NOW
-from .harness import HARNESSES, CrmHarness, OwnedState, Runner, conflicting_writes, run_cli
+from .harness import CrmHarness, OwnedState, Runner, conflicting_writes, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def _count_requests(crm: str, tmp: Path) -> dict[str, int]:
-    clean = HARNESSES[crm](NOW)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            assert Runner(clean, f"sqlite:///{tmp / 'count.db'}", mp).run("sync") == 0
-        return {role: clean.requests(role) for role in ("any", "write")}
-    finally:
-        clean.close()
 
 
 def kill_points() -> Iterator[object]:
@@ -48,11 +36,6 @@ def kill_points() -> Iterator[object]:
         yield pytest.param("any", nth, False, id=f"request{nth}")
 
 
-@pytest.fixture(scope="module")
-def request_counts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, int]]:
-    return {crm: _count_requests(crm, tmp_path_factory.mktemp("count")) for crm in HARNESSES}
-
-
 def _worker() -> None:
     code = run_cli("sync")
     os._exit(code)
@@ -63,12 +46,12 @@ def test_killed_at_any_point_a_rerun_ends_as_an_uninterrupted_run(
     harness: CrmHarness,
     runner: Runner,
     reference: OwnedState,
-    request_counts: dict[str, dict[str, int]],
+    clean_requests: dict[str, int],
     role: str,
     nth: int,
     after: bool,
 ) -> None:
-    available = request_counts[harness.crm][role]
+    available = clean_requests[role]
     if nth > available:
         pytest.skip(f"a clean {harness.crm} sync makes only {available} {role} requests")
     context = multiprocessing.get_context("fork")

@@ -36,7 +36,7 @@ from connector.state.store import StateStore
 pytestmark = pytest.mark.integration
 SHARDS = 4
 SINCE = "2000-01-01"
-PEOPLE = 160  # the demo's personas (141) and a few filler people: every shape, in seconds
+PEOPLE = 160  # the demo's personas (154) and a few filler people: every shape, in seconds
 
 
 @pytest.fixture
@@ -135,6 +135,13 @@ def test_four_shards_decide_everyone_once_and_match_one_process(
     # the state: the same decisions
     strip = {email: d[:-1] for email, d in sharded["decisions"].items()}
     assert strip == {email: d[:-1] for email, d in alone["decisions"].items()}
+
+
+@pytest.fixture
+def demo(now: datetime):  # type: ignore[no-untyped-def]
+    """The shared demo fixture's portal with 300 people: more than one search page (200), so a
+    shard stopped after its first page has a page left to resume."""
+    return build_demo_portal(now, seed=7, people=300)
 
 
 def test_a_stopped_shard_resumes_where_it_stopped(

@@ -3,88 +3,28 @@ killed run), manual owners kept, and the SLA recycle."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 
 import pytest
-from pydantic import SecretStr
 
-from connector.crm.factory import build_adapters
-from connector.engine import Engine
-from connector.mapping.loader import load_mappings
-from connector.sandbox.hubspot_app import HubSpotEmulator
 from connector.sandbox.hubspot_store import hs_datetime
-from connector.sandbox.salesforce_app import SalesforceEmulator
-from connector.sandbox.salesforce_demo import (
-    CONSUMER_KEY,
-    INTEGRATION_USERNAME,
-    NURTURE_QUEUE,
-    JointDemo,
-    build_joint_demo,
-    register_connected_app,
-)
-from connector.sandbox.server import serve_in_thread
-from connector.settings import Settings
-from connector.state.store import TASK_CREATED, TASK_SENDING, StateStore
+from connector.sandbox.salesforce_demo import NURTURE_QUEUE
+from connector.state.store import TASK_CREATED, TASK_SENDING
+
+from .conftest import Joint
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 HANDOFF_STAGES = {"marketingqualifiedlead", "salesqualifiedlead"}
 
 
-@dataclass
-class World:
-    demo: JointDemo
-    settings: Settings
-    state: StateStore
-    now: list[datetime]
-
-    def engine(self) -> Engine:
-        mappings = load_mappings(REPO / "mappings")
-        return Engine(
-            mappings, self.state, build_adapters(self.settings, mappings), clock=lambda: self.now[0]
-        )
-
-    def hubspot_tasks(self) -> dict[str, dict[str, Any]]:
-        return dict(self.demo.hubspot.engagements.get("tasks", {}))
-
-    def salesforce_tasks(self) -> dict[str, dict[str, Any]]:
-        rows = self.demo.salesforce.records.get("Task", {})
-        return {k: v for k, v in rows.items() if v.get("TaskSubtype") == "Task" and v.get("Description")}
-
-
 @pytest.fixture
-def world(sf_certs, tmp_path: Path) -> Iterator[World]:  # type: ignore[no-untyped-def]
-    certs, ca_file = sf_certs
-    now = datetime.now(UTC)
-    demo = build_joint_demo(now, seed=11, people=170)
-    with (
-        serve_in_thread(HubSpotEmulator(demo.hubspot)) as hs_server,
-        serve_in_thread(SalesforceEmulator(demo.salesforce), ssl_context=certs.server_context()) as sf_server,
-    ):
-        settings = Settings(
-            hubspot_base_url=hs_server.url,
-            hubspot_token=SecretStr(demo.hubspot.access_token),
-            state_url=f"sqlite:///{tmp_path / 'state.db'}",
-            salesforce_auth="jwt",
-            salesforce_username=INTEGRATION_USERNAME,
-            salesforce_consumer_key=SecretStr(CONSUMER_KEY),
-            salesforce_private_key=SecretStr(register_connected_app(demo.salesforce)),
-            salesforce_login_url=sf_server.url,
-            salesforce_ca_bundle=ca_file,
-        )
-        state = StateStore.open(settings.state_url)
-        try:
-            yield World(demo, settings, state, [now])
-        finally:
-            state.close()
+def world(joint: Joint) -> Joint:
+    """The joint demo on a clock the test moves (`world.now[0]`): SLAs lapse without waiting."""
+    return joint.freeze()
 
 
-def test_each_new_handoff_gets_one_task_for_its_owner_in_the_crm_that_owns_the_person(world: World) -> None:
+def test_each_new_handoff_gets_one_task_for_its_owner_in_the_crm_that_owns_the_person(world: Joint) -> None:
     hs_before, sf_before = world.hubspot_tasks(), world.salesforce_tasks()
     report = world.engine().sync()
     assert report.failures == []
@@ -122,7 +62,7 @@ class Killed(BaseException):
     """Stands in for SIGKILL between the CRM's answer and the journal's update."""
 
 
-def test_a_run_killed_after_the_crm_created_the_tasks_never_creates_them_twice(world: World) -> None:
+def test_a_run_killed_after_the_crm_created_the_tasks_never_creates_them_twice(world: Joint) -> None:
     engine = world.engine()
     adapter = engine.crms["hubspot"].adapter
     real = adapter.create_tasks  # type: ignore[attr-defined]
@@ -152,7 +92,7 @@ def test_a_run_killed_after_the_crm_created_the_tasks_never_creates_them_twice(w
     assert max(by_contact.values()) == 1
 
 
-def test_a_task_that_never_reached_the_crm_is_sent_by_the_next_run(world: World) -> None:
+def test_a_task_that_never_reached_the_crm_is_sent_by_the_next_run(world: Joint) -> None:
     engine = world.engine()
     adapter = engine.crms["hubspot"].adapter
 
@@ -170,7 +110,7 @@ def test_a_task_that_never_reached_the_crm_is_sent_by_the_next_run(world: World)
     assert len(world.hubspot_tasks()) == len([r for r in world.state.handoff_tasks() if r.crm == "hubspot"])
 
 
-def test_owners_a_person_set_after_the_connector_are_kept(world: World) -> None:
+def test_owners_a_person_set_after_the_connector_are_kept(world: Joint) -> None:
     world.engine().sync()
     portal, org = world.demo.hubspot, world.demo.salesforce
     # HubSpot: a rep hands the contact the connector assigned to a colleague, who then leaves
@@ -201,7 +141,7 @@ def test_owners_a_person_set_after_the_connector_are_kept(world: World) -> None:
     assert "set by a person after the connector's last write" in (explained.routing.reason)
 
 
-def test_a_lapsed_sla_recycles_untouched_handoffs_and_a_touched_one_stays(world: World) -> None:
+def test_a_lapsed_sla_recycles_untouched_handoffs_and_a_touched_one_stays(world: Joint) -> None:
     world.engine().sync()
     portal = world.demo.hubspot
     handed = world.state.handoffs([p for p in _people(world)])
@@ -230,5 +170,5 @@ def test_a_lapsed_sla_recycles_untouched_handoffs_and_a_touched_one_stays(world:
     assert world.state.handoffs([quiet_pid])[quiet_pid].recycled_by == "handoff_sla_lapsed"
 
 
-def _people(world: World) -> list[str]:
+def _people(world: Joint) -> list[str]:
     return [p for p in (world.state.find_person(cid) for cid in world.demo.hubspot.contacts) if p]

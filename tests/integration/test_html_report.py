@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_PEOPLE
 
 from connector.cli import main
 
@@ -30,7 +31,7 @@ def test_report_shows_funnel_changes_handoffs_and_the_chart(report_page: str) ->
     funnel = dict(re.findall(r"<tr><td>(\w+)</td><td>(\d+)</td></tr>", report_page.split("Stage changes")[0]))
     assert int(funnel["mql"]) > 0
     assert int(funnel["sql"]) > 0
-    assert sum(int(n) for n in funnel.values()) == 300
+    assert sum(int(n) for n in funnel.values()) == DEMO_PEOPLE
     assert "<td>subscriber</td><td>lead</td>" in report_page  # a transition row
     assert "Ana Alvarez" in report_page  # hand-offs by rep name, not owner id
     points = re.search(r"class='series-mql'[^>]*points='([^']+)'", report_page)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,22 +17,19 @@ from connector.demo import check_expected
 from connector.engine import Engine
 from connector.errors import ApiShareReached, AuthError, ExitCode
 from connector.mapping.loader import load_mappings
-from connector.sandbox.hubspot_app import HubSpotEmulator
-from connector.sandbox.salesforce_app import SalesforceEmulator
 from connector.sandbox.salesforce_demo import (
     CONSUMER_KEY,
     INTEGRATION_PASSWORD,
     INTEGRATION_SECURITY_TOKEN,
     INTEGRATION_USERNAME,
-    JointDemo,
-    build_joint_demo,
     check_salesforce,
     register_connected_app,
 )
 from connector.sandbox.salesforce_store import SalesforceStore
-from connector.sandbox.server import serve_in_thread
 from connector.settings import JwtAuth, PasswordAuth, Settings
 from connector.state.store import StateStore
+
+from .conftest import Joint
 
 pytestmark = pytest.mark.integration
 
@@ -45,43 +40,6 @@ def run_cli(*args: str) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
-
-
-@dataclass
-class Joint:
-    demo: JointDemo
-    settings: Settings
-    state: StateStore
-
-    def engine(self, mappings_dir: Path = REPO / "mappings") -> Engine:
-        mappings = load_mappings(mappings_dir)
-        return Engine(mappings, self.state, build_adapters(self.settings, mappings))
-
-
-@pytest.fixture
-def joint(sf_certs, tmp_path: Path) -> Iterator[Joint]:  # type: ignore[no-untyped-def]
-    certs, ca_file = sf_certs
-    demo = build_joint_demo(datetime.now(UTC), seed=11, people=300)
-    with (
-        serve_in_thread(HubSpotEmulator(demo.hubspot)) as hs_server,
-        serve_in_thread(SalesforceEmulator(demo.salesforce), ssl_context=certs.server_context()) as sf_server,
-    ):
-        settings = Settings(
-            hubspot_base_url=hs_server.url,
-            hubspot_token=SecretStr(demo.hubspot.access_token),
-            state_url=f"sqlite:///{tmp_path / 'state.db'}",
-            salesforce_auth="jwt",
-            salesforce_username=INTEGRATION_USERNAME,
-            salesforce_consumer_key=SecretStr(CONSUMER_KEY),
-            salesforce_private_key=SecretStr(register_connected_app(demo.salesforce)),
-            salesforce_login_url=sf_server.url,
-            salesforce_ca_bundle=ca_file,
-        )
-        state = StateStore.open(settings.state_url)
-        try:
-            yield Joint(demo, settings, state)
-        finally:
-            state.close()
 
 
 def test_one_decision_per_person_written_to_both_crms(joint: Joint) -> None:
@@ -181,15 +139,18 @@ def _soql_object(request) -> str:  # type: ignore[no-untyped-def]
     return q.split(" FROM ", 1)[1].split(" ", 1)[0] if " FROM " in q else "(next page)"
 
 
-def test_api_calls_for_5000_leads_are_the_pages_needed(
+LEADS = 4_100  # three query pages of up to 2,000: the last reached by following nextRecordsUrl twice
+
+
+def test_api_calls_for_three_pages_of_leads_are_the_pages_needed(
     sf_sandbox, sf_clock: Clock, salesforce_only: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """Reads: limits 1 + User 1 + queues 1 + Campaign 1 + Lead ceil(5000/2000) + Contact 1 + one query
+    """Reads: limits 1 + User 1 + queues 1 + Campaign 1 + Lead ceil(LEADS/2000) + Contact 1 + one query
     per activity object (Task, Event, CampaignMember). Writes: ceil(changed / 200)."""
     store = sf_sandbox.store
     owner = add_user(store, "Ana")
     changed = 450  # competitors: the disqualifier sets Marketing Status "Unqualified"
-    for i in range(5000):
+    for i in range(LEADS):
         domain = "rivalsoft.com" if i < changed else "example-co.com"
         add_lead(
             store,
@@ -210,7 +171,7 @@ def test_api_calls_for_5000_leads_are_the_pages_needed(
         objects = [_soql_object(r) for r in store.requests if _kind(r.path) == "query"]
         assert kinds.count("write") == math.ceil(changed / 200)
         assert kinds.count("limits") == 1
-        pages = math.ceil(5000 / 2000)
+        pages = math.ceil(LEADS / 2000)
         assert objects.count("Lead") == 1
         assert objects.count("(next page)") == pages - 1
         assert sorted(set(objects) - {"(next page)"}) == [
