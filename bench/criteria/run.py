@@ -2,9 +2,9 @@
 
     python bench/criteria/run.py --people 1000000 --activities 20 [--processes 2] [--json]
 
-People are generated in-process and streamed (never all in memory): each has the shipped person
-fields (titles, sizes, industries, countries, free-mail and competitor domains in realistic
-proportions) and `--activities` activities of every declared type over the last 120 days, with
+People are generated in-process and streamed, 10,000 at a time (never all in memory): each has
+the shipped person fields (titles, sizes, industries, countries, free-mail and competitor domains
+in realistic proportions) and `--activities` activities of every declared type over the last 120 days, with
 page URLs and form names from a small site. Only the time spent inside the evaluator is counted
 as evaluation time (wall and CPU seconds; the machine may be shared, so both are given with the
 load average); generation is reported separately. Peak memory is the process's maximum
@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from connector.lifecycle import simulate  # noqa: E402
 from connector.lifecycle.rules import CriteriaEvaluator  # noqa: E402
 from connector.lifecycle.simulate import SimPerson, compare  # noqa: E402
 from connector.mapping.loader import load_mappings  # noqa: E402
@@ -121,8 +122,9 @@ def evaluators() -> tuple[CriteriaEvaluator, CriteriaEvaluator]:
     return current, CriteriaEvaluator(stricter, "stricter", mappings.person_fields)
 
 
-CHUNK = 1_000
-"""People are generated a chunk at a time, outside the timed part, then evaluated."""
+CHUNK = simulate.CHUNK
+"""People are generated a chunk at a time, outside the timed part, then evaluated: as many as
+`simulate` evaluates at once."""
 
 
 def chunks_of(start: int, stop: int, activities: int, clock: dict[str, float]) -> Iterator[list[SimPerson]]:

@@ -146,9 +146,11 @@ def compare(
     return result
 
 
-CHUNK = 1_000
-"""People per column-wise signal batch: large enough that numpy's per-call cost vanishes, small
-enough that a chunk's columns stay a few MB."""
+CHUNK = 10_000
+"""People per column-wise signal batch. Large batches keep the evaluator's own tables hot between
+the reads of people (10,000 were about 20 % faster per person than 1,000 in the criteria
+benchmark) and make numpy's per-call cost vanish; the chunk's people and columns stay well under
+100 MB."""
 
 
 def chunked(people: Iterable[SimPerson], size: int) -> Iterator[list[SimPerson]]:
