@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from connector.lifecycle.compiled import compile_first
-from connector.mapping.expressions import Expression, ExpressionError, compile_expression
+from connector.mapping.expressions import MACRO_BINDING, Expression, ExpressionError, compile_expression
 from connector.model import FieldValue
 
 _PERSON_ATTR = re.compile(r"\bperson\s*\.\s*([A-Za-z_]\w*)")
@@ -223,9 +223,6 @@ def regex_shortcut(expression: Expression) -> RegexShortcut | None:
     return RegexShortcut(Condition.of(rewritten), tuple(calls))
 
 
-_MACRO_CALL = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-
-
 def macro_bound_only(source: str) -> frozenset[str]:
     """Names bound by a macro (`x` in `list.exists(x, ...)`) and never read outside one.
 
@@ -235,7 +232,7 @@ def macro_bound_only(source: str) -> frozenset[str]:
     masked = _mask_literals(source)
     bound: set[str] = set()
     outside = list(masked)
-    for call in _MACRO_CALL.finditer(masked):
+    for call in MACRO_BINDING.finditer(masked):
         bound.add(call.group(1))
         depth, index = 1, call.end()
         while index < len(masked) and depth:

@@ -24,19 +24,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import chain, compress, repeat
 from operator import attrgetter, sub
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from connector.lifecycle.signals import SignalCalculator, SignalValue, _Signal, as_utc, unique_activities
 from connector.model import Activity
-
-if TYPE_CHECKING:
-    from connector.lifecycle.signals import SignalCalculator, SignalValue, _Signal
 
 _DAY_US = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_ORDINAL = _EPOCH.toordinal()
 _FLOAT_EXACT_UNTIL = 2**31
 """Seconds since the epoch below which a float timestamp still resolves every microsecond."""
 
@@ -124,8 +120,6 @@ class BatchSignals:
 
     def columns(self, timelines: Sequence[Sequence[Activity]], now: datetime) -> list[list[SignalValue]]:
         """One list per signal (definition order) with each timeline's value."""
-        from connector.lifecycle.signals import as_utc, unique_activities
-
         self.reset_if_large()
         people = len(timelines)
         kept = [unique_activities(timeline) for timeline in timelines]
@@ -213,8 +207,6 @@ def _microseconds(instants: list[datetime]) -> IntArray:
     """Whole microseconds since the epoch (UTC; a naive value is read as UTC), exactly."""
     zones = set(map(_TZ, instants))
     if zones != {UTC}:
-        from connector.lifecycle.signals import as_utc
-
         instants = [as_utc(instant) for instant in instants]
     count = len(instants)
     seconds = np.fromiter(map(datetime.timestamp, instants), dtype=np.float64, count=count)

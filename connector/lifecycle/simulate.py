@@ -114,10 +114,11 @@ def compare(
     sales_owned = frozenset(current.criteria.sales_owned) | frozenset(proposed.criteria.sales_owned)
     per_transition: Counter[tuple[str, str]] = Counter()
     matrix = result.matrix
+    same_signals = current.same_signals(proposed)
     same_fit = current.same_fit(proposed)
     same_disqualifiers = current.same_disqualifiers(proposed)
     for chunk in chunked(people, CHUNK):
-        before_signals, after_signals = _both_signals(current, proposed, chunk, as_of)
+        before_signals, after_signals = _both_signals(current, proposed, chunk, as_of, same_signals)
         for person, signals_before, signals_after in zip(chunk, before_signals, after_signals, strict=True):
             held = person.current_stage if person.current_stage in sales_owned else None
             # The same fit rules give the same fit, and the same disqualifiers the same
@@ -161,12 +162,16 @@ def chunked(people: Iterable[SimPerson], size: int) -> Iterator[list[SimPerson]]
 
 
 def _both_signals(
-    current: CriteriaEvaluator, proposed: CriteriaEvaluator, chunk: Sequence[SimPerson], as_of: datetime
+    current: CriteriaEvaluator,
+    proposed: CriteriaEvaluator,
+    chunk: Sequence[SimPerson],
+    as_of: datetime,
+    same: bool,
 ) -> tuple[list[dict[str, SignalValue]], list[dict[str, SignalValue]]]:
     """Each version's signals for the chunk; computed once when both define the same signals."""
     timelines = [person.timeline for person in chunk]
     before = current.signals.compute_many(timelines, as_of)
-    if current.same_signals(proposed):
+    if same:
         return before, before
     return before, proposed.signals.compute_many(timelines, as_of)
 
@@ -210,12 +215,13 @@ def history(
     """
     carried: dict[str, dict[str, str]] = {"current": {}, "proposed": {}}
     versions = (("current", current), ("proposed", proposed))
+    same_signals = current.same_signals(proposed)
     days: list[DayCounts] = []
     moment = start
     while moment <= end:
         counts = {"current": Counter[str](), "proposed": Counter[str]()}
         for chunk in chunked(people(), CHUNK):
-            both = _both_signals(current, proposed, chunk, moment)
+            both = _both_signals(current, proposed, chunk, moment, same_signals)
             for (name, evaluator), chunk_signals in zip(versions, both, strict=True):
                 sales_owned = evaluator.criteria.sales_owned
                 for person, signals in zip(chunk, chunk_signals, strict=True):

@@ -27,6 +27,7 @@ from typing import Any
 from connector.mapping.expressions import (
     BUILTIN_FUNCTIONS,
     HELPER_FUNCTIONS,
+    MACRO_BINDING,
     ZERO_VALUES,
     Expression,
     ExpressionError,
@@ -43,8 +44,6 @@ RESERVED_NAMES = frozenset({*FIT_NAMES, "person", "lists"})
 _CEL_TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
 )
-_MACROS = r"(?:all|exists|exists_one|map|filter)"
-_BOUND_NAME = re.compile(r"\.\s*" + _MACROS + r"\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 _MEMBER = re.compile(r"(?<![\w.])(person|lists)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _MATCHES_CALL = re.compile(r"\.\s*matches\s*\(\s*$")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])")
@@ -124,7 +123,7 @@ def known_values_hint(name: str, candidates: Iterable[str], what: str) -> str:
 
 
 def _name_problems(expression: Expression, masked: str, scope: Scope) -> Iterator[Problem]:
-    bound = set(_BOUND_NAME.findall(masked))
+    bound = set(MACRO_BINDING.findall(masked))
     allowed = scope.names()
     for name in expression.variables():
         if name in allowed or name in bound or name in _CEL_TYPE_NAMES:

@@ -134,6 +134,10 @@ class Expression:
         return result
 
 
+MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+"""A macro call and the name it binds (`c` in `list.exists(c, ...)`): a variable, not an input."""
+
+
 def compile_expression(source: str) -> Expression:
     """Compile `source` or raise ExpressionError with the parser's line and column."""
     if len(source) > MAX_EXPRESSION_CHARS:
